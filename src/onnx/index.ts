@@ -1,0 +1,4 @@
+export * from './ir';
+export * from './builder';
+export * from './serialize';
+export { broadcastShapes } from './shapes';
