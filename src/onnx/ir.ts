@@ -128,17 +128,14 @@ export function normaliseAttrs(attrs: AttrsInput = {}): Record<string, AttrValue
   return out;
 }
 
-export function getAttr<T extends AttrValue['type']>(
-  node: Node,
-  key: string,
-  type: T,
-  fallback?: Extract<AttrValue, { type: T }>['value'],
-): Extract<AttrValue, { type: T }>['value'] {
+type AttrOf<T extends AttrValue['type']> = Extract<AttrValue, { type: T }>['value'];
+
+export function getAttr<T extends AttrValue['type']>(node: Node, key: string, type: T, fallback?: AttrOf<T>): AttrOf<T> {
   const a = node.attrs[key];
   if (!a) {
     if (fallback === undefined) throw new Error(`node ${node.name} (${node.opType}) lacks attribute ${key}`);
     return fallback;
   }
   if (a.type !== type) throw new Error(`node ${node.name} (${node.opType}) attribute ${key} is ${a.type}, expected ${type}`);
-  return a.value as Extract<AttrValue, { type: T }>['value'];
+  return a.value as AttrOf<T>;
 }
