@@ -1,0 +1,139 @@
+/** The architecture spec: input, shared trunk, shared fully-connected layers, and the three heads. */
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+
+export const InputSpecSchema = z.object({
+  channels: z.union([z.literal(1), z.literal(3)]),
+  height: positiveInt,
+  width: positiveInt,
+  /** Per-channel normalisation applied to pixel/255: (v - mean) / std. */
+  mean: z.array(z.number()).min(1),
+  std: z.array(z.number().positive()).min(1),
+});
+
+export const ConvBlockSchema = z.object({
+  outChannels: positiveInt,
+  kernel: positiveInt,
+  stride: positiveInt.default(1),
+  padding: z.number().int().nonnegative().default(0),
+  relu: z.boolean().default(true),
+  /** Max-pool window (and stride) after the activation; omit for none. */
+  pool: positiveInt.optional(),
+});
+
+export const ModelSpecSchema = z
+  .object({
+    name: z.string().min(1),
+    input: InputSpecSchema,
+    trunk: z.array(ConvBlockSchema).min(1),
+    /** Widths of the shared fully-connected layers after flattening (each followed by ReLU). */
+    shared: z.array(positiveInt),
+    heads: z.object({
+      classification: z.object({ labels: z.array(z.string().min(1)).min(2) }),
+      detection: z.object({}).default({}),
+      box: z.object({}).default({}),
+    }),
+  })
+  .superRefine((spec, ctx) => {
+    for (const key of ['mean', 'std'] as const) {
+      if (spec.input[key].length !== spec.input.channels) {
+        ctx.addIssue({ code: 'custom', path: ['input', key], message: `needs ${spec.input.channels} values, one per channel` });
+      }
+    }
+    let h = spec.input.height;
+    let w = spec.input.width;
+    spec.trunk.forEach((block, i) => {
+      h = Math.floor((h + 2 * block.padding - block.kernel) / block.stride) + 1;
+      w = Math.floor((w + 2 * block.padding - block.kernel) / block.stride) + 1;
+      if (block.pool) {
+        h = Math.floor(h / block.pool);
+        w = Math.floor(w / block.pool);
+      }
+      if (h < 1 || w < 1) ctx.addIssue({ code: 'custom', path: ['trunk', i], message: 'reduces the feature map to nothing' });
+    });
+    const labels = spec.heads.classification.labels;
+    if (new Set(labels).size !== labels.length) {
+      ctx.addIssue({ code: 'custom', path: ['heads', 'classification', 'labels'], message: 'labels must be unique' });
+    }
+  });
+
+export type InputSpec = z.infer<typeof InputSpecSchema>;
+export type ConvBlock = z.infer<typeof ConvBlockSchema>;
+export type ModelSpec = z.infer<typeof ModelSpecSchema>;
+
+export const FASHION_LABELS = [
+  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
+];
+
+const IMAGENET_MEAN = [0.5, 0.5, 0.5];
+const IMAGENET_STD = [0.25, 0.25, 0.25];
+
+/** Parses and validates a spec; errors name the offending field. */
+export function parseSpec(value: unknown, source = 'spec'): ModelSpec {
+  const result = ModelSpecSchema.safeParse(value);
+  if (!result.success) {
+    const details = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new Error(`invalid model spec in ${source}: ${details}`);
+  }
+  return result.data;
+}
+
+export const BUILTIN_SPECS: Record<string, ModelSpec> = {
+  /** The network of the original design: 3×28×28, two conv blocks, fc 1024 → 128, heads 10 / 1 / 4. */
+  seed: parseSpec({
+    name: 'seed',
+    input: { channels: 3, height: 28, width: 28, mean: IMAGENET_MEAN, std: IMAGENET_STD },
+    trunk: [
+      { outChannels: 64, kernel: 3, padding: 1, pool: 2 },
+      { outChannels: 128, kernel: 3, padding: 1, pool: 2 },
+    ],
+    shared: [1024, 128],
+    heads: { classification: { labels: FASHION_LABELS }, detection: {}, box: {} },
+  }),
+  /** Sized for 64×64 RGB FashionLoc canvases: four conv blocks down to 4×4, then fc 256. */
+  fashionloc: parseSpec({
+    name: 'fashionloc',
+    input: { channels: 3, height: 64, width: 64, mean: IMAGENET_MEAN, std: IMAGENET_STD },
+    trunk: [
+      { outChannels: 32, kernel: 3, padding: 1, pool: 2 },
+      { outChannels: 64, kernel: 3, padding: 1, pool: 2 },
+      { outChannels: 96, kernel: 3, padding: 1, pool: 2 },
+      { outChannels: 128, kernel: 3, padding: 1, pool: 2 },
+    ],
+    shared: [256],
+    heads: { classification: { labels: FASHION_LABELS }, detection: {}, box: {} },
+  }),
+  /** A very small spec for fast tests. */
+  tiny: parseSpec({
+    name: 'tiny',
+    input: { channels: 3, height: 16, width: 16, mean: IMAGENET_MEAN, std: IMAGENET_STD },
+    trunk: [
+      { outChannels: 4, kernel: 3, padding: 1, pool: 2 },
+      { outChannels: 8, kernel: 3, padding: 1, pool: 2 },
+    ],
+    shared: [16],
+    heads: { classification: { labels: ['a', 'b', 'c'] }, detection: {}, box: {} },
+  }),
+};
+
+export function builtinSpec(name: string): ModelSpec {
+  const spec = BUILTIN_SPECS[name];
+  if (!spec) throw new Error(`unknown architecture "${name}"; built-in ones are ${Object.keys(BUILTIN_SPECS).join(', ')}`);
+  return structuredClone(spec);
+}
+
+/** Spatial size of the trunk's output feature map. */
+export function trunkOutput(spec: ModelSpec): { channels: number; height: number; width: number } {
+  let h = spec.input.height;
+  let w = spec.input.width;
+  for (const b of spec.trunk) {
+    h = Math.floor((h + 2 * b.padding - b.kernel) / b.stride) + 1;
+    w = Math.floor((w + 2 * b.padding - b.kernel) / b.stride) + 1;
+    if (b.pool) {
+      h = Math.floor(h / b.pool);
+      w = Math.floor(w / b.pool);
+    }
+  }
+  return { channels: spec.trunk[spec.trunk.length - 1].outChannels, height: h, width: w };
+}
