@@ -1,0 +1,162 @@
+/** Reader for IDX files (the MNIST / Fashion-MNIST container), plain or gzip-compressed. */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+
+const gunzipAsync = promisify(gunzip);
+
+export interface IdxArray {
+  dims: number[];
+  /** Unsigned bytes, row-major. Only the unsigned-byte element type (0x08) is supported. */
+  data: Uint8Array;
+}
+
+export interface FashionMnistSplit {
+  /** count × 28 × 28 grey pixels, 0 = background, 255 = ink. */
+  images: Uint8Array;
+  labels: Uint8Array;
+  count: number;
+}
+
+export interface FashionMnist {
+  train: FashionMnistSplit;
+  test: FashionMnistSplit;
+}
+
+export type FashionMnistSourceSplit = keyof FashionMnist;
+
+export const FASHION_MNIST_SIDE = 28;
+export const FASHION_MNIST_CLASSES = 10;
+export const FASHION_MNIST_ENV = 'TRIDENT_FASHION_MNIST';
+
+const UNSIGNED_BYTE = 0x08;
+const HEADER_PREFIX = 4;
+
+const FILES: Record<FashionMnistSourceSplit, { images: string; labels: string }> = {
+  train: { images: 'train-images-idx3-ubyte', labels: 'train-labels-idx1-ubyte' },
+  test: { images: 't10k-images-idx3-ubyte', labels: 't10k-labels-idx1-ubyte' },
+};
+
+/** Parses IDX bytes (already decompressed); `name` only labels error messages. */
+export function parseIdx(bytes: Uint8Array, name: string): IdxArray {
+  if (bytes.length < HEADER_PREFIX) {
+    throw new Error(`${name}: not an IDX file: only ${bytes.length} bytes, the header alone needs ${HEADER_PREFIX}`);
+  }
+  if (bytes[0] !== 0 || bytes[1] !== 0) {
+    const magic = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
+    throw new Error(`${name}: bad IDX magic number ${magic} (expected 00 00 <type> <dims>)`);
+  }
+  const type = bytes[2];
+  if (type !== UNSIGNED_BYTE) {
+    throw new Error(`${name}: unsupported IDX element type 0x${type.toString(16).padStart(2, '0')} (only unsigned byte 0x08 is supported)`);
+  }
+  const rank = bytes[3];
+  if (rank === 0) throw new Error(`${name}: IDX header declares zero dimensions`);
+  const headerLength = HEADER_PREFIX + 4 * rank;
+  if (bytes.length < headerLength) {
+    throw new Error(`${name}: truncated IDX header: ${rank} dimensions need ${headerLength} bytes, file has ${bytes.length}`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const dims: number[] = [];
+  for (let i = 0; i < rank; i++) dims.push(view.getUint32(HEADER_PREFIX + 4 * i, false));
+  const expected = dims.reduce((a, b) => a * b, 1);
+  const actual = bytes.length - headerLength;
+  if (actual < expected) {
+    throw new Error(`${name}: truncated IDX data: dimensions [${dims.join(', ')}] need ${expected} bytes, found ${actual}`);
+  }
+  if (actual > expected) {
+    throw new Error(`${name}: IDX data has ${actual - expected} unexpected trailing bytes after [${dims.join(', ')}] elements`);
+  }
+  return { dims, data: bytes.subarray(headerLength) };
+}
+
+function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/** Reads an IDX file; gzip is detected from the content, not the file name. */
+export async function readIdxFile(file: string): Promise<IdxArray> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (error) {
+    throw new Error(`${file}: cannot read: ${(error as Error).message}`);
+  }
+  if (isGzip(bytes)) {
+    try {
+      bytes = await gunzipAsync(bytes);
+    } catch (error) {
+      throw new Error(`${file}: bad gzip data: ${(error as Error).message}`);
+    }
+  }
+  return parseIdx(bytes, file);
+}
+
+/** The repository root, from src/data or dist/data alike. */
+function repoRoot(): string {
+  return path.resolve(__dirname, '..', '..');
+}
+
+const SYSTEM_DIR = '/usr/share/datasets/fashion-mnist';
+
+/**
+ * Where the Fashion-MNIST files are: the given dir, else $TRIDENT_FASHION_MNIST, else
+ * ../shared/datasets/fashion-mnist next to the repository, else /usr/share/datasets/fashion-mnist
+ * (Debian/Ubuntu `dataset-fashion-mnist`). An explicitly named dir is used even if it is wrong,
+ * so that the error says what is missing rather than silently using another copy.
+ */
+export function findFashionMnistDir(dir?: string): string {
+  if (dir) return path.resolve(dir);
+  const fromEnv = process.env[FASHION_MNIST_ENV];
+  if (fromEnv) return path.resolve(fromEnv);
+  const candidates = [path.resolve(repoRoot(), '..', 'shared', 'datasets', 'fashion-mnist'), SYSTEM_DIR];
+  const found = candidates.find((candidate) => existsSync(candidate));
+  if (!found) {
+    throw new Error(
+      `Fashion-MNIST not found; looked in ${candidates.join(' and ')}. ` +
+        `Install it (apt-get install dataset-fashion-mnist), or point ${FASHION_MNIST_ENV} or --fashion-mnist at a folder ` +
+        `holding ${Object.values(FILES).flatMap((f) => [f.images, f.labels]).join(', ')} (optionally .gz).`,
+    );
+  }
+  return found;
+}
+
+function resolveIdxFile(dir: string, base: string): string {
+  for (const name of [`${base}.gz`, base]) {
+    const candidate = path.join(dir, name);
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error(`${path.join(dir, base)}: missing (looked for ${base}.gz and ${base} in ${dir})`);
+}
+
+/** Loads one source split ('train': 60 000 items, 'test': 10 000) and checks the files agree. */
+export async function loadFashionMnistSplit(split: FashionMnistSourceSplit, dir?: string): Promise<FashionMnistSplit> {
+  const root = findFashionMnistDir(dir);
+  const imagesFile = resolveIdxFile(root, FILES[split].images);
+  const labelsFile = resolveIdxFile(root, FILES[split].labels);
+  const [images, labels] = await Promise.all([readIdxFile(imagesFile), readIdxFile(labelsFile)]);
+  const side = FASHION_MNIST_SIDE;
+  if (images.dims.length !== 3 || images.dims[1] !== side || images.dims[2] !== side) {
+    throw new Error(`${imagesFile}: wrong dimensions [${images.dims.join(', ')}], expected [count, ${side}, ${side}]`);
+  }
+  if (labels.dims.length !== 1) {
+    throw new Error(`${labelsFile}: wrong dimensions [${labels.dims.join(', ')}], expected [count]`);
+  }
+  const count = images.dims[0];
+  if (labels.dims[0] !== count) {
+    throw new Error(`${labelsFile}: has ${labels.dims[0]} labels but ${imagesFile} has ${count} images`);
+  }
+  const bad = labels.data.findIndex((label) => label >= FASHION_MNIST_CLASSES);
+  if (bad >= 0) {
+    throw new Error(`${labelsFile}: label ${labels.data[bad]} at index ${bad} is out of range 0..${FASHION_MNIST_CLASSES - 1}`);
+  }
+  return { images: images.data, labels: labels.data, count };
+}
+
+/** Loads both source splits; see findFashionMnistDir for where it looks. */
+export async function loadFashionMnist(dir?: string): Promise<FashionMnist> {
+  const [train, test] = await Promise.all([loadFashionMnistSplit('train', dir), loadFashionMnistSplit('test', dir)]);
+  return { train, test };
+}

@@ -1,0 +1,99 @@
+/**
+ * Optimizer updates emitted into the training graph, with PyTorch's semantics:
+ * SGD with momentum (dampening 0, L2 weight decay added to the gradient), Adam (L2 weight decay)
+ * and AdamW (decoupled weight decay). Optional clipping by global gradient norm.
+ */
+import type { GraphBuilder } from '../onnx/builder';
+
+export type OptimizerName = 'sgd' | 'adam' | 'adamw';
+
+export interface OptimizerConfig {
+  name: OptimizerName;
+  momentum: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+}
+
+export const DEFAULT_OPTIMIZER: Record<OptimizerName, OptimizerConfig> = {
+  sgd: { name: 'sgd', momentum: 0.9, beta1: 0, beta2: 0, eps: 0 },
+  adam: { name: 'adam', momentum: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+  adamw: { name: 'adamw', momentum: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+};
+
+export function parseOptimizer(name: string): OptimizerName {
+  if (name === 'sgd' || name === 'adam' || name === 'adamw') return name;
+  throw new Error(`unknown optimizer "${name}"; use sgd, adam or adamw`);
+}
+
+/** Names of the state tensors kept per parameter, as suffixes of the parameter name. */
+export function stateSuffixes(name: OptimizerName): string[] {
+  return name === 'sgd' ? ['momentum_buffer'] : ['exp_avg', 'exp_avg_sq'];
+}
+
+export interface HyperInputs {
+  lr: string; // float scalar
+  step: string; // float scalar: steps already taken (t − 1)
+  weightDecay: string; // float scalar
+  clipNorm: string; // float scalar, ≤ 0 disables clipping
+}
+
+export interface ParamUpdate {
+  param: string;
+  grad: string;
+  /** State values in stateSuffixes order. */
+  state: string[];
+}
+
+export interface UpdateOutputs {
+  params: string[];
+  state: string[][];
+  step: string;
+  gradNorm: string;
+}
+
+/** Global L2 norm of all gradients, and the factor min(1, clip / (norm + 1e-6)) (1 when clip ≤ 0). */
+function clipFactor(b: GraphBuilder, grads: string[], clipNorm: string): { norm: string; factor: string } {
+  const squares = grads.map((g) => b.op('ReduceSumSquare', [g], { keepdims: 0 }));
+  const sum = squares.length === 1 ? squares[0] : b.op('Sum', squares);
+  const norm = b.op('Sqrt', [sum]);
+  const ratio = b.op('Div', [clipNorm, b.op('Add', [norm, b.scalar(1e-6)])]);
+  const limited = b.op('Min', [ratio, b.scalar(1)]);
+  const enabled = b.op('Greater', [clipNorm, b.scalar(0)]);
+  return { norm, factor: b.op('Where', [enabled, limited, b.scalar(1)]) };
+}
+
+export function buildOptimizer(b: GraphBuilder, cfg: OptimizerConfig, updates: ParamUpdate[], h: HyperInputs): UpdateOutputs {
+  const { norm, factor } = clipFactor(b, updates.map((u) => u.grad), h.clipNorm);
+  const t = b.op('Add', [h.step, b.scalar(1)]);
+  const out: UpdateOutputs = { params: [], state: [], step: t, gradNorm: norm };
+
+  if (cfg.name === 'sgd') {
+    for (const u of updates) {
+      let g = b.op('Mul', [u.grad, factor]);
+      g = b.op('Add', [g, b.op('Mul', [u.param, h.weightDecay])]);
+      const buf = b.op('Add', [b.op('Mul', [u.state[0], b.scalar(cfg.momentum)]), g]);
+      out.params.push(b.op('Sub', [u.param, b.op('Mul', [buf, h.lr])]));
+      out.state.push([buf]);
+    }
+    return out;
+  }
+
+  // Adam: p −= (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε)
+  const bias1 = b.op('Sub', [b.scalar(1), b.op('Pow', [b.scalar(cfg.beta1), t])]);
+  const bias2Sqrt = b.op('Sqrt', [b.op('Sub', [b.scalar(1), b.op('Pow', [b.scalar(cfg.beta2), t])])]);
+  const stepSize = b.op('Div', [h.lr, bias1]);
+  const decay = b.op('Sub', [b.scalar(1), b.op('Mul', [h.lr, h.weightDecay])]);
+  for (const u of updates) {
+    let g = b.op('Mul', [u.grad, factor]);
+    let p = u.param;
+    if (cfg.name === 'adam') g = b.op('Add', [g, b.op('Mul', [p, h.weightDecay])]);
+    else p = b.op('Mul', [p, decay]);
+    const m = b.op('Add', [b.op('Mul', [u.state[0], b.scalar(cfg.beta1)]), b.op('Mul', [g, b.scalar(1 - cfg.beta1)])]);
+    const v = b.op('Add', [b.op('Mul', [u.state[1], b.scalar(cfg.beta2)]), b.op('Mul', [b.op('Mul', [g, g]), b.scalar(1 - cfg.beta2)])]);
+    const denom = b.op('Add', [b.op('Div', [b.op('Sqrt', [v]), bias2Sqrt]), b.scalar(cfg.eps)]);
+    out.params.push(b.op('Sub', [p, b.op('Mul', [b.op('Div', [m, denom]), stepSize])]));
+    out.state.push([m, v]);
+  }
+  return out;
+}
