@@ -1,0 +1,84 @@
+/** Writes a model folder: infer.onnx, train_step.onnx, eval.onnx, checkpoint.safetensors, manifest.json. */
+import path from 'node:path';
+import { encodeModel } from '../onnx/serialize';
+import { DEFAULT_OPSET } from '../onnx/ir';
+import { DEFAULT_OPTIMIZER, type OptimizerName } from '../model/optimizers';
+import { initParams } from '../model/params';
+import { builtinSpec, type ModelSpec } from '../model/spec';
+import { emptyOptimizerState, saveCheckpoint, type Checkpoint } from './checkpoint';
+import { writeFileAtomic } from './files';
+import { buildEvalGraph, buildInferGraph, buildTrainStepGraph, type BuiltGraph } from './graphs';
+import { BOX_ENCODING, inputInfo, recordFile, writeManifest, MANIFEST_FORMAT, type Manifest } from './manifest';
+import { ORT_VERSION, TRIDENT_VERSION } from './version';
+
+export const FILES = {
+  infer: 'infer.onnx',
+  trainStep: 'train_step.onnx',
+  eval: 'eval.onnx',
+  checkpoint: 'checkpoint.safetensors',
+  manifest: 'manifest.json',
+} as const;
+
+export interface ExportOptions {
+  spec: ModelSpec | string;
+  outDir: string;
+  seed?: number;
+  optimizer?: OptimizerName;
+  /** Also write train_step.onnx and eval.onnx (default true). */
+  training?: boolean;
+  /** Start from these weights instead of a fresh initialisation. */
+  checkpoint?: Checkpoint;
+  metrics?: Record<string, unknown>;
+  lineage?: Record<string, unknown>;
+  name?: string;
+}
+
+function graphInfo(file: string, g: BuiltGraph) {
+  return { file, inputs: g.inputs, outputs: g.outputs };
+}
+
+export async function exportModel(opts: ExportOptions): Promise<Manifest> {
+  const spec = typeof opts.spec === 'string' ? builtinSpec(opts.spec) : opts.spec;
+  const optimizerName = opts.checkpoint?.optimizer?.config.name ?? opts.optimizer ?? 'adam';
+  const optimizer = opts.checkpoint?.optimizer?.config ?? DEFAULT_OPTIMIZER[optimizerName];
+  const checkpoint: Checkpoint = opts.checkpoint ?? {
+    spec,
+    params: initParams(spec, opts.seed ?? 0),
+    optimizer: emptyOptimizerState(spec, optimizer),
+  };
+  const training = opts.training ?? true;
+  const dir = opts.outDir;
+
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    name: opts.name ?? spec.name,
+    spec,
+    labels: spec.heads.classification.labels,
+    input: inputInfo(spec),
+    boxEncoding: BOX_ENCODING,
+    opset: DEFAULT_OPSET,
+    optimizer: optimizer.name,
+    graphs: {},
+    files: {},
+    metrics: opts.metrics ?? {},
+    lineage: opts.lineage ?? {},
+    versions: { trident: TRIDENT_VERSION, onnxruntime: ORT_VERSION },
+    createdAt: new Date().toISOString(),
+  };
+
+  const writeGraph = async (key: string, file: string, g: BuiltGraph) => {
+    await writeFileAtomic(path.join(dir, file), encodeModel(g.model));
+    manifest.graphs[key] = graphInfo(file, g);
+    await recordFile(dir, manifest, file);
+  };
+  await writeGraph('infer', FILES.infer, buildInferGraph(spec, checkpoint.params));
+  if (training) {
+    await writeGraph('train_step', FILES.trainStep, buildTrainStepGraph(spec, { optimizer }));
+    await writeGraph('eval', FILES.eval, buildEvalGraph(spec));
+  }
+  await saveCheckpoint(path.join(dir, FILES.checkpoint), checkpoint);
+  await recordFile(dir, manifest, FILES.checkpoint);
+  // The manifest goes last: a folder whose manifest exists is complete.
+  await writeManifest(dir, manifest);
+  return manifest;
+}

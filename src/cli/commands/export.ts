@@ -1,0 +1,58 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadCheckpoint } from '../../artifacts/checkpoint';
+import { exportModel } from '../../artifacts/export';
+import { parseOptimizer } from '../../model/optimizers';
+import { builtinSpec, parseSpec, type ModelSpec, BUILTIN_SPECS } from '../../model/spec';
+
+/** A built-in architecture name or a path to a JSON spec file. */
+export async function resolveSpec(arch: string): Promise<ModelSpec> {
+  if (BUILTIN_SPECS[arch]) return builtinSpec(arch);
+  if (arch.endsWith('.json')) {
+    let text: string;
+    try {
+      text = await fs.readFile(arch, 'utf8');
+    } catch {
+      throw new Error(`cannot read spec file ${arch}`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`${arch}: not valid JSON (${(e as Error).message})`);
+    }
+    return parseSpec(json, arch);
+  }
+  return builtinSpec(arch);
+}
+
+export function register(program: Command): void {
+  program
+    .command('export')
+    .description('write infer.onnx, train_step.onnx, eval.onnx, a checkpoint and manifest.json for a model')
+    .option('--arch <name|spec.json>', `architecture: ${Object.keys(BUILTIN_SPECS).join(', ')} or a JSON spec file`)
+    .option('--from <checkpoint>', 're-export infer.onnx (and the rest) from a checkpoint.safetensors')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--optimizer <name>', 'sgd, adam or adamw', 'adam')
+    .option('--seed <n>', 'initialisation seed', '0')
+    .option('--no-training', 'write only infer.onnx, the checkpoint and the manifest')
+    .action(async (opts) => {
+      if (!opts.arch && !opts.from) throw new Error('give --arch or --from');
+      const checkpoint = opts.from ? await loadCheckpoint(opts.from) : undefined;
+      const spec = checkpoint?.spec ?? (await resolveSpec(opts.arch));
+      const seed = Number(opts.seed);
+      if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${opts.seed}`);
+      const manifest = await exportModel({
+        spec,
+        outDir: opts.out,
+        seed,
+        optimizer: parseOptimizer(opts.optimizer),
+        training: opts.training,
+        checkpoint,
+      });
+      for (const [file, info] of Object.entries(manifest.files)) {
+        process.stdout.write(`${path.join(opts.out, file)}  ${(info.bytes / 1e6).toFixed(2)} MB\n`);
+      }
+    });
+}
