@@ -1,0 +1,46 @@
+/** Worker thread entry: owns one ONNX Runtime session and runs it off the main event loop. */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import { createSession } from './session';
+import type { HostTensor, NumericDType, TypedArray } from './tensor';
+import { transferList, type Feeds, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol';
+
+const port = parentPort!;
+const init = workerData as WorkerInit;
+const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
+
+function toHost(t: ort.Tensor): HostTensor {
+  // A private copy, so the buffer can be transferred regardless of who owns ORT's memory.
+  const data = (t.data as TypedArray).slice() as TypedArray;
+  return { dtype: t.type as NumericDType, dims: [...t.dims], data };
+}
+
+async function main(): Promise<void> {
+  let session: ort.InferenceSession;
+  try {
+    const created = await createSession(init.model, {
+      device: init.device,
+      threads: init.threads,
+      log: (message) => post({ type: 'log', message }),
+    });
+    session = created.session;
+    post({ type: 'loaded', provider: created.provider });
+  } catch (e) {
+    post({ type: 'load_failed', message: (e as Error).message });
+    return;
+  }
+  port.on('message', async (msg: ToWorker) => {
+    try {
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor(t.dtype, t.data as never, t.dims);
+      const result = await session.run(feeds);
+      const outputs: Feeds = {};
+      for (const [name, t] of Object.entries(result)) outputs[name] = toHost(t);
+      post({ type: 'result', id: msg.id, outputs }, transferList(outputs));
+    } catch (e) {
+      post({ type: 'run_failed', id: msg.id, message: (e as Error).message });
+    }
+  });
+}
+
+void main();

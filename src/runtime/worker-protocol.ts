@@ -1,0 +1,29 @@
+/** Messages between the main thread and an inference worker. Tensor buffers travel as transferables. */
+import type { Device } from './session';
+import type { HostTensor } from './tensor';
+
+export type Feeds = Record<string, HostTensor>;
+
+export interface WorkerInit {
+  model: string;
+  device: Device;
+  threads: number;
+}
+
+export type ToWorker = { type: 'run'; id: number; feeds: Feeds };
+
+export type FromWorker =
+  | { type: 'loaded'; provider: 'cpu' | 'cuda' }
+  | { type: 'load_failed'; message: string }
+  | { type: 'log'; message: string }
+  | { type: 'result'; id: number; outputs: Feeds }
+  | { type: 'run_failed'; id: number; message: string };
+
+/** The buffers to transfer with `feeds`; each must be owned exclusively by its tensor. */
+export function transferList(feeds: Feeds): ArrayBuffer[] {
+  const buffers: ArrayBuffer[] = [];
+  for (const t of Object.values(feeds)) {
+    if (t.data.buffer instanceof ArrayBuffer && !buffers.includes(t.data.buffer)) buffers.push(t.data.buffer);
+  }
+  return buffers;
+}
