@@ -160,3 +160,17 @@ export async function loadFashionMnist(dir?: string): Promise<FashionMnist> {
   const [train, test] = await Promise.all([loadFashionMnistSplit('train', dir), loadFashionMnistSplit('test', dir)]);
   return { train, test };
 }
+
+/** IDX bytes (uncompressed) for unsigned-byte data of the given dimensions. */
+export function encodeIdx(dims: readonly number[], data: Uint8Array): Uint8Array {
+  const expected = dims.reduce((a, b) => a * b, 1);
+  if (data.length !== expected) throw new Error(`encodeIdx: [${dims.join(', ')}] needs ${expected} bytes, got ${data.length}`);
+  const header = HEADER_PREFIX + 4 * dims.length;
+  const out = new Uint8Array(header + data.length);
+  const view = new DataView(out.buffer);
+  out[2] = UNSIGNED_BYTE;
+  out[3] = dims.length;
+  dims.forEach((d, i) => view.setUint32(HEADER_PREFIX + 4 * i, d, false));
+  out.set(data, header);
+  return out;
+}

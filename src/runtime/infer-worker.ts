@@ -30,6 +30,11 @@ async function main(): Promise<void> {
     return;
   }
   port.on('message', async (msg: ToWorker) => {
+    if (msg.type === 'close') {
+      await session.release();
+      port.close();
+      return;
+    }
     try {
       const feeds: Record<string, ort.Tensor> = {};
       for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor(t.dtype, t.data as never, t.dims);

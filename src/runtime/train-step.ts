@@ -136,6 +136,13 @@ export class TrainStepRunner {
     };
   }
 
+  /** Current parameter tensors by name, for feeding another session without copies. */
+  paramTensors(): Record<string, ort.Tensor> {
+    const out: Record<string, ort.Tensor> = {};
+    for (const p of layout(this.spec).params) out[p.name] = this.fixed.get(p.name) ?? this.buffers[this.current].get(p.name)!;
+    return out;
+  }
+
   /** Current parameters (copies), all of them including frozen ones. */
   params(): Map<string, Float32Array> {
     const params = new Map<string, Float32Array>();

@@ -10,7 +10,7 @@ export interface WorkerInit {
   threads: number;
 }
 
-export type ToWorker = { type: 'run'; id: number; feeds: Feeds };
+export type ToWorker = { type: 'run'; id: number; feeds: Feeds } | { type: 'close' };
 
 export type FromWorker =
   | { type: 'loaded'; provider: 'cpu' | 'cuda' }

@@ -59,8 +59,9 @@ export function register(program: Command): void {
         ? new SingleBar({ stream: process.stderr, format: 'rendering |{bar}| {value}/{total} {eta_formatted}', hideCursor: true }, Presets.shades_classic)
         : undefined;
       bar?.start(opts.count, 0);
+      let result;
       try {
-        const result = await exportFashionLoc(source, {
+        result = await exportFashionLoc(source, {
           out: opts.out,
           count: opts.count,
           split: opts.split,
@@ -69,12 +70,11 @@ export function register(program: Command): void {
           p: opts.p,
           onProgress: (done) => bar?.update(done),
         });
-        bar?.stop();
-        process.stdout.write(
-          `wrote ${result.written} samples (${result.withObject} with an item, ${result.written - result.withObject} without) and ${result.annotations}\n`,
-        );
       } finally {
         bar?.stop();
       }
+      process.stdout.write(
+        `wrote ${result.written} samples (${result.withObject} with an item, ${result.written - result.withObject} without) and ${result.annotations}\n`,
+      );
     });
 }

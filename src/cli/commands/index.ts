@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import * as exportCommand from './export';
+import * as trainCommand from './train';
 
 /** Every subcommand module exports `register(program)`; the order here is the order in --help. */
-const COMMANDS: { register(program: Command): void }[] = [exportCommand];
+const COMMANDS: { register(program: Command): void }[] = [exportCommand, trainCommand];
 
 export function registerCommands(program: Command): void {
   for (const c of COMMANDS) c.register(program);

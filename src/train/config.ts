@@ -1,0 +1,81 @@
+/** A training job's configuration: plain data, so it can cross into the trainer worker and into checkpoints. */
+import type { OptimizerName } from '../model/optimizers';
+import type { ModelSpec } from '../model/spec';
+import type { Device } from '../runtime/session';
+
+export type DataConfig =
+  | {
+      kind: 'fashionloc';
+      /** Folder with the Fashion-MNIST IDX files; default: found automatically. */
+      dir?: string;
+      trainCount?: number;
+      valCount?: number;
+      /** Probability that a canvas holds an item. */
+      p?: number;
+    }
+  | {
+      kind: 'annotations';
+      /** JSONL annotation file; images are relative to its folder. */
+      file: string;
+      skipBad?: boolean;
+      /** Share of the samples held out for validation (deterministic from the seed). */
+      valShare: number;
+      maxPixels?: number;
+    };
+
+export type Weighting = 'static' | 'dwa';
+export type Monitor = 'val_loss' | 'detection';
+
+export interface TrainConfig {
+  spec: ModelSpec;
+  data: DataConfig;
+  outDir: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  /** Cosine decay to lr·0.01 over the run, or a constant rate. */
+  schedule: 'cosine' | 'constant';
+  optimizer: OptimizerName;
+  weightDecay: number;
+  /** Clip by global gradient norm; 0 disables. */
+  clipNorm: number;
+  taskWeights: [number, number, number];
+  weighting: Weighting;
+  seed: number;
+  device: Device;
+  threads: number;
+  augment: boolean;
+  /** Continue from outDir/checkpoint.safetensors. */
+  resume: boolean;
+  /** Fine-tune from this model folder or checkpoint file. */
+  from?: string;
+  freezeTrunk: boolean;
+  /** Stop after this many epochs without improvement of `monitor`; 0 disables. */
+  patience: number;
+  monitor: Monitor;
+  /** Stop after this many steps in total (for quick runs and tests); 0 means no limit. */
+  maxSteps: number;
+  name?: string;
+  lineage?: Record<string, unknown>;
+}
+
+export const DEFAULTS: Omit<TrainConfig, 'spec' | 'data' | 'outDir'> = {
+  epochs: 10,
+  batchSize: 64,
+  lr: 2e-3,
+  schedule: 'cosine',
+  optimizer: 'adam',
+  weightDecay: 0,
+  clipNorm: 0,
+  taskWeights: [1, 1, 1],
+  weighting: 'static',
+  seed: 0,
+  device: 'cpu',
+  threads: 0,
+  augment: true,
+  resume: false,
+  freezeTrunk: false,
+  patience: 0,
+  monitor: 'val_loss',
+  maxSteps: 0,
+};
