@@ -169,11 +169,13 @@ function paintClutter(canvas: Float32Array, width: number, height: number, pool:
     const strength = randomRange(random, 0.12, 0.3);
     const tint = randomTint(random);
     const step = cropSide / outSide;
-    const base = item * ITEM_PIXELS;
+    const base = item * ITEM_PIXELS + cropY * FASHION_MNIST_SIDE + cropX;
+    const uFrom = Math.max(0, -x0);
+    const uTo = Math.min(outSide, width - x0);
     for (let v = Math.max(0, -y0); v < outSide && y0 + v < height; v++) {
-      const sy = cropY + Math.floor((v + 0.5) * step);
-      for (let u = Math.max(0, -x0); u < outSide && x0 + u < width; u++) {
-        const a = pool.images[base + sy * FASHION_MNIST_SIDE + cropX + Math.floor((u + 0.5) * step)];
+      const row = base + ((v + 0.5) * step | 0) * FASHION_MNIST_SIDE;
+      for (let u = uFrom; u < uTo; u++) {
+        const a = pool.images[row + ((u + 0.5) * step | 0)];
         if (a === 0) continue;
         multiply(canvas, ((y0 + v) * width + x0 + u) * 3, (strength * a) / 255, tint);
       }

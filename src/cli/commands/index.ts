@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
 import * as exportCommand from './export';
 import * as trainCommand from './train';
+import * as evalCommand from './eval';
+import * as predictCommand from './predict';
 
 /** Every subcommand module exports `register(program)`; the order here is the order in --help. */
-const COMMANDS: { register(program: Command): void }[] = [exportCommand, trainCommand];
+const COMMANDS: { register(program: Command): void }[] = [exportCommand, trainCommand, evalCommand, predictCommand];
 
 export function registerCommands(program: Command): void {
   for (const c of COMMANDS) c.register(program);

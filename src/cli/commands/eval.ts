@@ -1,0 +1,59 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { readManifest } from '../../artifacts/manifest';
+import { loadAnnotatedDataset } from '../../data/annotations';
+import { annotatedDataset, fashionLocDataset, type Dataset } from '../../data/dataset';
+import type { FashionLocSplit } from '../../data/fashionloc';
+import { loadFashionMnist } from '../../data/idx';
+import { parseDevice } from '../../runtime/session';
+import { evaluateModel } from '../../train/evaluate';
+import { parseNumber, table } from '../format';
+import { metricsRows } from './train';
+
+/** The seed of the FashionLoc evaluation sets, fixed so every model is judged on the same canvases. */
+export const FASHIONLOC_EVAL_SEED = 20240;
+
+export function register(program: Command): void {
+  program
+    .command('eval')
+    .description('per-task metrics of a model folder on FashionLoc or on annotated user data')
+    .argument('<model>', 'model folder (with manifest.json and infer.onnx)')
+    .requiredOption('--data <source>', 'fashion-mnist (FashionLoc) or DIR/annotations.jsonl')
+    .option('--split <split>', 'FashionLoc split: test, val or train', 'test')
+    .option('--count <n>', 'FashionLoc samples', '10000')
+    .option('--seed <n>', 'FashionLoc rendering seed', String(FASHIONLOC_EVAL_SEED))
+    .option('--fashion-mnist <dir>', 'folder of the Fashion-MNIST IDX files')
+    .option('--skip-bad', 'skip bad annotation lines with a warning')
+    .option('--device <device>', 'cpu, cuda or auto', 'cpu')
+    .option('--threads <n>', 'ONNX Runtime threads (0: all cores)', '0')
+    .option('--json', 'print the metrics as JSON')
+    .action(async (model: string, opts) => {
+      const manifest = await readManifest(model, { verify: true });
+      let dataset: Dataset;
+      if (opts.data === 'fashion-mnist' || opts.data === 'fashionloc') {
+        const split = opts.split as FashionLocSplit;
+        if (!['train', 'val', 'test'].includes(split)) throw new Error(`--split must be train, val or test, got ${opts.split}`);
+        const source = await loadFashionMnist(opts.fashionMnist);
+        dataset = fashionLocDataset(source, manifest.spec.input, split, {
+          seed: parseNumber(opts.seed, '--seed', { integer: true }),
+          count: parseNumber(opts.count, '--count', { integer: true, min: 1 }),
+        });
+      } else {
+        const file = opts.data.endsWith('.jsonl') ? opts.data : path.join(opts.data, 'annotations.jsonl');
+        const { samples } = await loadAnnotatedDataset(file, manifest.labels, manifest.spec.input, { skipBad: opts.skipBad });
+        dataset = annotatedDataset(samples);
+      }
+      const started = Date.now();
+      const { metrics } = await evaluateModel(model, dataset, {
+        device: parseDevice(opts.device),
+        threads: parseNumber(opts.threads, '--threads', { integer: true, min: 0 }),
+      });
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ model, samples: dataset.length, metrics })}\n`);
+        return;
+      }
+      process.stdout.write(`${model}: ${metrics.samples} samples, ${metrics.objects} with an object (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+      process.stdout.write(`${table(['metric', 'value'], metricsRows(metrics))}\n\n`);
+      process.stdout.write(`${table(['class', 'accuracy'], manifest.labels.map((l, i) => [l, metrics.perClassAccuracy[i] ?? 0]))}\n`);
+    });
+}
