@@ -4,8 +4,8 @@
  * at a random scale and position. Sample i is a pure function of (seed, split, i).
  *
  * Box convention: [x1, y1, x2, y2] in canvas pixels, x1/y1 inclusive and x2/y2 exclusive, so the
- * box covers columns x1..x2-1 and rows y1..y2-1 and its width is x2 - x1. It is the tight box of
- * the item's pixels whose intensity after scaling exceeds ITEM_THRESHOLD.
+ * box covers columns x1..x2-1 and rows y1..y2-1 and its width is x2 - x1. Only the item's pixels
+ * whose intensity after scaling exceeds ITEM_THRESHOLD are drawn, and the box is their tight box.
  */
 import { FASHION_MNIST_SIDE, type FashionMnist, type FashionMnistSplit } from './idx';
 import { hashSeed, mulberry32, randomInt, randomRange, type Random } from './random';
@@ -37,7 +37,7 @@ export interface FashionLocSample {
   box: PixelBox | null;
 }
 
-/** Scaled item pixels above this intensity (0..255) count as visible and define the box. */
+/** Scaled item pixels above this intensity (0..255) are drawn and define the box; fainter ones are not drawn. */
 export const ITEM_THRESHOLD = 32;
 export const DEFAULT_SIZE = 64;
 export const DEFAULT_OBJECT_PROBABILITY = 0.8;
@@ -250,7 +250,7 @@ function pasteItem(canvas: Float32Array, width: number, height: number, images: 
   for (let v = 0; v < itemHeight; v++) {
     for (let u = 0; u < itemWidth; u++) {
       const a = scaled[v * itemWidth + u];
-      if (a > 0) multiply(canvas, ((y0 + v) * width + x0 + u) * 3, (strength * a) / 255, tint);
+      if (a > ITEM_THRESHOLD) multiply(canvas, ((y0 + v) * width + x0 + u) * 3, (strength * a) / 255, tint);
     }
   }
   return [x0 + x1, y0 + y1, x0 + x2 + 1, y0 + y2 + 1];

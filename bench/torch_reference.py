@@ -1,0 +1,167 @@
+"""Optional PyTorch reference for Trident's training step (never needed by the product or CI).
+
+  python3 bench/torch_reference.py time  SPEC.json BATCH THREADS STEPS
+      prints {"median_ms": …, "forward_ms": …} for an Adam train step of the equivalent module.
+  python3 bench/torch_reference.py check CHECKPOINT.safetensors BATCH.safetensors OUT.safetensors LR
+      one Adam step from the checkpoint's weights on the given batch; writes loss, task losses and
+      updated parameters so the caller can compare them with train_step.onnx.
+"""
+import json
+import statistics
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+BOX_BETA = 0.05
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    meta = header.pop("__metadata__", {})
+    base = 8 + n
+    out = {}
+    for name, e in header.items():
+        dtype = {"F32": np.float32, "I64": np.int64}[e["dtype"]]
+        b, end = e["data_offsets"]
+        out[name] = np.frombuffer(raw[base + b : base + end], dtype=dtype).reshape(e["shape"]).copy()
+    return out, meta
+
+
+def write_safetensors(path, tensors):
+    header, offset, blobs = {}, 0, []
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name], dtype=np.float32)
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+        blobs.append(a.tobytes())
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+class Net(nn.Module):
+    """The module whose state_dict names and layouts Trident's checkpoints use."""
+
+    def __init__(self, spec):
+        super().__init__()
+        layers, c = [], spec["input"]["channels"]
+        h, w = spec["input"]["height"], spec["input"]["width"]
+        for b in spec["trunk"]:
+            layers.append(nn.Conv2d(c, b["outChannels"], b["kernel"], b.get("stride", 1), b.get("padding", 0)))
+            h = (h + 2 * b.get("padding", 0) - b["kernel"]) // b.get("stride", 1) + 1
+            w = (w + 2 * b.get("padding", 0) - b["kernel"]) // b.get("stride", 1) + 1
+            if b.get("relu", True):
+                layers.append(nn.ReLU())
+            if b.get("pool"):
+                layers.append(nn.MaxPool2d(b["pool"]))
+                h, w = h // b["pool"], w // b["pool"]
+            c = b["outChannels"]
+        self.trunk = nn.Sequential(*layers)
+        shared, width = [nn.Flatten()], c * h * w
+        for units in spec["shared"]:
+            shared += [nn.Linear(width, units), nn.ReLU()]
+            width = units
+        self.shared = nn.Sequential(*shared)
+        k = len(spec["heads"]["classification"]["labels"])
+        self.heads = nn.ModuleDict({"cls": nn.Linear(width, k), "det": nn.Linear(width, 1), "box": nn.Linear(width, 4)})
+
+    def forward(self, x):
+        z = self.shared(self.trunk(x))
+        return self.heads["cls"](z), self.heads["det"](z), self.heads["box"](z)
+
+
+def losses(net, image, label, objectness, box, mask, weights):
+    logits, det, box_logits = net(image)
+    count = mask.sum().clamp(min=1)
+    cls = (F.cross_entropy(logits, label, reduction="none") * mask).sum() / count
+    det_loss = F.binary_cross_entropy_with_logits(det.reshape(-1), objectness)
+    s = torch.sigmoid(box_logits)
+    pred = torch.cat([s[:, :2] - s[:, 2:] / 2, s[:, :2] + s[:, 2:] / 2], dim=1)
+    per = F.smooth_l1_loss(pred, box, beta=BOX_BETA, reduction="none").mean(dim=1)
+    box_loss = (per * mask).sum() / count
+    task = torch.stack([cls, det_loss, box_loss])
+    return (task * weights).sum(), task
+
+
+def random_batch(spec, n, gen):
+    c, h, w = spec["input"]["channels"], spec["input"]["height"], spec["input"]["width"]
+    k = len(spec["heads"]["classification"]["labels"])
+    mask = (torch.rand(n, generator=gen) < 0.8).float()
+    lo = torch.rand(n, 2, generator=gen) * 0.5
+    return (
+        torch.randn(n, c, h, w, generator=gen),
+        torch.randint(0, k, (n,), generator=gen),
+        mask.clone(),
+        torch.cat([lo, lo + 0.3], dim=1),
+        mask,
+    )
+
+
+def time_step(spec_path, batch, threads, steps):
+    torch.set_num_threads(threads)
+    spec = json.load(open(spec_path))
+    net = Net(spec)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    data = random_batch(spec, batch, gen)
+    weights = torch.ones(3)
+    times, fwd = [], []
+    for i in range(steps + 3):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss, _ = losses(net, *data, weights)
+        loss.backward()
+        opt.step()
+        if i >= 3:
+            times.append((time.perf_counter() - t0) * 1000)
+    with torch.no_grad():
+        for i in range(steps + 3):
+            t0 = time.perf_counter()
+            net(data[0])
+            if i >= 3:
+                fwd.append((time.perf_counter() - t0) * 1000)
+    print(json.dumps({"median_ms": statistics.median(times), "forward_ms": statistics.median(fwd), "torch": torch.__version__, "threads": threads}))
+
+
+def check_step(ckpt_path, batch_path, out_path, lr):
+    params, meta = read_safetensors(ckpt_path)
+    spec = json.loads(meta["spec"])
+    net = Net(spec)
+    state = {k: torch.from_numpy(v) for k, v in params.items() if not k.startswith("optim.")}
+    net.load_state_dict(state)
+    b, _ = read_safetensors(batch_path)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    loss, task = losses(
+        net,
+        torch.from_numpy(b["image"]),
+        torch.from_numpy(b["label"].astype(np.int64)),
+        torch.from_numpy(b["objectness"]),
+        torch.from_numpy(b["box"]),
+        torch.from_numpy(b["mask"]),
+        torch.from_numpy(b["task_weights"]),
+    )
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    out = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    out["loss"] = np.array([loss.item()], dtype=np.float32)
+    out["task_losses"] = task.detach().numpy()
+    write_safetensors(out_path, out)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "time":
+        time_step(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    elif sys.argv[1] == "check":
+        check_step(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
+    else:
+        sys.exit(__doc__)
