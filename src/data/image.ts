@@ -51,7 +51,8 @@ export async function prepareImage(bytes: Buffer | Uint8Array, input: InputSpec,
   const maxPixels = limits.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (bytes.length === 0) throw new ImageError('bad_image', 'empty image: no bytes were given');
   const options: sharp.SharpOptions = { limitInputPixels: maxPixels, failOn: 'truncated' };
-  const metadata = await sharp(bytes, options).metadata().catch((error: unknown) => {
+  // Header only: the pixel limit is checked against it below, with a clearer message than sharp's.
+  const metadata = await sharp(bytes, { ...options, limitInputPixels: false }).metadata().catch((error: unknown) => {
     throw decodeError(error);
   });
   checkMetadata(metadata, maxPixels);

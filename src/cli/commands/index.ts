@@ -3,9 +3,10 @@ import * as exportCommand from './export';
 import * as trainCommand from './train';
 import * as evalCommand from './eval';
 import * as predictCommand from './predict';
+import * as benchCommand from './bench';
 
 /** Every subcommand module exports `register(program)`; the order here is the order in --help. */
-const COMMANDS: { register(program: Command): void }[] = [exportCommand, trainCommand, evalCommand, predictCommand];
+const COMMANDS: { register(program: Command): void }[] = [exportCommand, trainCommand, evalCommand, predictCommand, benchCommand];
 
 export function registerCommands(program: Command): void {
   for (const c of COMMANDS) c.register(program);

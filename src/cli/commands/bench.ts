@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+import { benchPipeline, benchTrainStep } from '../../bench/train';
+import { formatNumber, parseNumber, table } from '../format';
+import { resolveSpec } from './export';
+
+export function register(program: Command): void {
+  const bench = program.command('bench').description('benchmarks that print figures measured side by side in one run');
+  bench
+    .command('train')
+    .description('train step vs forward pass (and PyTorch where installed); end-to-end training vs bare step')
+    .option('--arch <name|spec.json>', 'architecture for the step benchmark', 'seed')
+    .option('--batch <n>', 'batch size', '64')
+    .option('--threads <n>', 'ONNX Runtime (and PyTorch) threads', '2')
+    .option('--steps <n>', 'timed steps (median reported)', '20')
+    .option('--no-torch', 'skip the PyTorch comparison')
+    .option('--no-pipeline', 'skip the end-to-end data pipeline benchmark')
+    .option('--json', 'print the figures as JSON')
+    .action(async (opts) => {
+      const spec = await resolveSpec(opts.arch);
+      const batch = parseNumber(opts.batch, '--batch', { integer: true, min: 1 });
+      const threads = parseNumber(opts.threads, '--threads', { integer: true, min: 1 });
+      const steps = parseNumber(opts.steps, '--steps', { integer: true, min: 1 });
+      const step = await benchTrainStep({ spec, batch, threads, steps, torch: opts.torch });
+      const pipeline = opts.pipeline ? await benchPipeline(await resolveSpec('fashionloc'), batch, threads, Math.min(steps, 20)) : undefined;
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ arch: spec.name, batch, threads, step, pipeline })}\n`);
+        return;
+      }
+      const rows: (string | number)[][] = [
+        ['trident train step (ms, median)', step.stepMs],
+        ['trident forward only (ms, median)', step.forwardMs],
+        ['step / forward', step.stepMs / step.forwardMs],
+      ];
+      if (step.torch) {
+        rows.push(
+          [`pytorch train step (ms, ${step.torch.blas})`, step.torch.stepMs],
+          ['pytorch forward only (ms)', step.torch.forwardMs],
+          ['trident step / pytorch step', step.stepMs / step.torch.stepMs],
+        );
+      } else rows.push(['pytorch', opts.torch ? 'not installed (apt-get install python3-torch)' : 'skipped']);
+      process.stdout.write(`${spec.name}, batch ${batch}, ${threads} threads, Adam\n${table(['measure', 'value'], rows)}\n`);
+      if (pipeline) {
+        const cost = 1 - pipeline.endToEndImagesPerSecond / pipeline.bareImagesPerSecond;
+        process.stdout.write(`\nfashionloc, batch ${batch}: end-to-end training vs bare train step\n`);
+        process.stdout.write(`${table(['measure', 'value'], [
+          ['end to end (img/s)', pipeline.endToEndImagesPerSecond],
+          ['bare step (img/s)', pipeline.bareImagesPerSecond],
+          ['data pipeline cost', `${formatNumber(cost * 100)} %`],
+        ])}\n`);
+      }
+    });
+}
