@@ -90,43 +90,34 @@ export async function loadAnnotatedDataset(
     throw new Error(`${jsonlPath}: cannot read annotations: ${(error as Error).message}`);
   }
   const report: AnnotationReport = { jsonl: jsonlPath, lines: 0, loaded: 0, skipped: 0, withObject: 0, withoutObject: 0, warnings: [] };
-  const bad = (error: AnnotationError) => {
-    if (!opts.skipBad) throw error;
-    report.skipped++;
-    const message = `skipped ${error.message}`;
-    report.warnings.push(message);
-    onWarning(message);
-  };
+  const { entries, lines, labelWithoutBox } = parseLines(text, labels, root, jsonlPath, opts.skipBad ?? false);
+  report.lines = lines;
 
-  const parsed: ParsedLine[] = [];
-  let labelWithoutBox = 0;
-  text.split(/\r?\n/).forEach((raw, i) => {
-    if (raw.trim() === '') return;
-    report.lines++;
-    try {
-      const line = parseLine(raw, i + 1, labels, root, jsonlPath);
-      if (line.box === null && line.label !== null) labelWithoutBox++;
-      parsed.push(line);
-    } catch (error) {
-      if (!(error instanceof AnnotationError)) throw error;
-      bad(error);
-    }
-  });
-
-  const decoded = await mapLimited(parsed, opts.concurrency ?? Math.max(1, Math.min(4, os.availableParallelism())), async (line) => {
-    try {
-      return await decodeLine(line, input, opts.maxPixels, jsonlPath);
-    } catch (error) {
-      if (error instanceof AnnotationError) return error;
-      throw error;
-    }
-  }, (result) => result instanceof AnnotationError && !opts.skipBad);
+  const concurrency = opts.concurrency ?? Math.max(1, Math.min(4, os.availableParallelism()));
+  const decoded = await mapLimited(
+    entries,
+    concurrency,
+    async (entry) => {
+      if (entry instanceof AnnotationError) return entry;
+      try {
+        return await decodeLine(entry, input, opts.maxPixels, jsonlPath);
+      } catch (error) {
+        if (error instanceof AnnotationError) return error;
+        throw error;
+      }
+    },
+    (result) => result instanceof AnnotationError && !opts.skipBad,
+  );
 
   const samples: AnnotatedSample[] = [];
   for (const result of decoded) {
     if (result === undefined) continue;
     if (result instanceof AnnotationError) {
-      bad(result);
+      if (!opts.skipBad) throw result;
+      report.skipped++;
+      const message = `skipped ${result.message}`;
+      report.warnings.push(message);
+      onWarning(message);
       continue;
     }
     samples.push(result);
@@ -140,6 +131,32 @@ export async function loadAnnotatedDataset(
     onWarning(note);
   }
   return { samples, report };
+}
+
+/**
+ * Parses every non-blank line. Problems found before decoding fail fast; with skipBad they stay in
+ * place as errors, so that they are reported in line order with the decoding ones.
+ */
+function parseLines(text: string, labels: readonly string[], root: string, jsonl: string, skipBad: boolean) {
+  const entries: (ParsedLine | AnnotationError)[] = [];
+  let lines = 0;
+  let labelWithoutBox = 0;
+  text
+    .replace(/^\uFEFF/, '')
+    .split(/\r?\n/)
+    .forEach((raw, i) => {
+      if (raw.trim() === '') return;
+      lines++;
+      try {
+        const line = parseLine(raw, i + 1, labels, root, jsonl);
+        if (line.box === null && line.label !== null) labelWithoutBox++;
+        entries.push(line);
+      } catch (error) {
+        if (!(error instanceof AnnotationError) || !skipBad) throw error;
+        entries.push(error);
+      }
+    });
+  return { entries, lines, labelWithoutBox };
 }
 
 function parseLine(raw: string, line: number, labels: readonly string[], root: string, jsonl: string): ParsedLine {

@@ -14,18 +14,35 @@ export function fromOrt(t: ort.Tensor): TensorValue {
 }
 
 export async function runModel(model: Model, feeds: Feeds, fetches?: string[]): Promise<Record<string, TensorValue>> {
-  const session = await ort.InferenceSession.create(encodeModel(model), {
-    intraOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-  });
+  const session = await openSession(model);
   try {
-    const input: Record<string, ort.Tensor> = {};
-    for (const [k, v] of Object.entries(feeds)) input[k] = toOrt(v);
-    const out = fetches ? await session.run(input, fetches) : await session.run(input);
-    const result: Record<string, TensorValue> = {};
-    for (const [k, v] of Object.entries(out)) result[k] = fromOrt(v);
-    return result;
+    return await session.run(feeds, fetches);
   } finally {
     await session.release();
   }
+}
+
+export interface OpenSession {
+  run(feeds: Feeds, fetches?: string[]): Promise<Record<string, TensorValue>>;
+  release(): Promise<void>;
+}
+
+/** A session kept open for many runs (single-threaded, so tests do not crowd shared cores). */
+export async function openSession(model: Model): Promise<OpenSession> {
+  const session = await ort.InferenceSession.create(encodeModel(model), {
+    intraOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+  });
+  return {
+    async run(feeds, fetches) {
+      const input: Record<string, ort.Tensor> = {};
+      for (const [k, v] of Object.entries(feeds)) input[k] = toOrt(v);
+      const out = fetches ? await session.run(input, fetches) : await session.run(input);
+      const result: Record<string, TensorValue> = {};
+      for (const [k, v] of Object.entries(out)) result[k] = fromOrt(v);
+      return result;
+    },
+    release: () => session.release(),
+  };
 }

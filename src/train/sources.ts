@@ -23,6 +23,8 @@ function splitSamples(samples: readonly Sample[], valShare: number, seed: number
 
 export async function loadSources(spec: ModelSpec, data: DataConfig, seed: number, warn?: (line: string) => void): Promise<DataSources> {
   if (data.kind === 'fashionloc') {
+    const classes = spec.heads.classification.labels.length;
+    if (classes !== 10) throw new Error(`FashionLoc has the 10 Fashion-MNIST classes; architecture ${spec.name} has ${classes}`);
     const source = await loadFashionMnist(data.dir);
     return {
       train: fashionLocDataset(source, spec.input, 'train', { seed, count: data.trainCount, p: data.p }),
