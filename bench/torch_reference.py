@@ -3,8 +3,9 @@
   python3 bench/torch_reference.py time  SPEC.json BATCH THREADS STEPS
       prints {"median_ms": …, "forward_ms": …} for an Adam train step of the equivalent module.
   python3 bench/torch_reference.py check CHECKPOINT.safetensors BATCH.safetensors OUT.safetensors LR
-      one Adam step from the checkpoint's weights on the given batch; writes loss, task losses and
-      updated parameters so the caller can compare them with train_step.onnx.
+      one Adam step from the checkpoint's weights on the given batch; writes loss, task losses,
+      updated parameters and Adam's state (<param>.exp_avg, <param>.exp_avg_sq) so the caller can
+      compare them with train_step.onnx.
 """
 import json
 import statistics
@@ -153,6 +154,10 @@ def check_step(ckpt_path, batch_path, out_path, lr):
     loss.backward()
     opt.step()
     out = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    # Adam's state after one step holds the gradient: exp_avg = (1 - β1)·g, exp_avg_sq = (1 - β2)·g².
+    for name, p in net.named_parameters():
+        for key in ("exp_avg", "exp_avg_sq"):
+            out[f"{name}.{key}"] = opt.state[p][key].detach().numpy()
     out["loss"] = np.array([loss.item()], dtype=np.float32)
     out["task_losses"] = task.detach().numpy()
     write_safetensors(out_path, out)

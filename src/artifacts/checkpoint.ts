@@ -1,13 +1,14 @@
 /**
  * Checkpoints as safetensors: parameters under their PyTorch state_dict names, optimizer state under
  * `optim.<param>.<state>`, the step under `optim.step`; metadata holds the spec, the optimizer, the
- * training progress and a SHA-256 of the tensor data, checked on load.
+ * training progress and a SHA-256 of the tensors and the rest of the metadata, checked on load.
  */
+import { createHash } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import { parseOptimizer, stateSuffixes, type OptimizerConfig } from '../model/optimizers';
 import { layout } from '../model/params';
 import { parseSpec, type ModelSpec } from '../model/spec';
-import { sha256, writeFileAtomic, writeFileAtomicSync } from './files';
+import { writeFileAtomic, writeFileAtomicSync } from './files';
 import { decodeSafetensors, encodeSafetensors, type SafeTensor } from './safetensors';
 import { TRIDENT_VERSION } from './version';
 
@@ -29,19 +30,17 @@ export interface Checkpoint {
   progress?: Record<string, unknown>;
 }
 
-function dataChecksum(tensors: Map<string, SafeTensor>): string {
-  const names = [...tensors.keys()].sort();
-  const parts = names.map((n) => {
-    const d = tensors.get(n)!.data;
-    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-  });
-  const total = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let pos = 0;
-  for (const p of parts) {
-    total.set(p, pos);
-    pos += p.length;
+/** SHA-256 over every tensor (name, dtype, shape, bytes) and every other metadata entry, so any flipped byte shows. */
+function dataChecksum(tensors: Map<string, SafeTensor>, metadata: Record<string, string>): string {
+  const hash = createHash('sha256');
+  for (const name of [...tensors.keys()].sort()) {
+    const t = tensors.get(name)!;
+    hash.update(JSON.stringify([name, t.dtype, t.shape]));
+    hash.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   }
-  return sha256(total);
+  const entries = Object.keys(metadata).filter((k) => k !== 'sha256').sort().map((k) => [k, metadata[k]]);
+  hash.update(JSON.stringify(entries));
+  return hash.digest('hex');
 }
 
 export function encodeCheckpoint(ckpt: Checkpoint): Uint8Array {
@@ -63,10 +62,10 @@ export function encodeCheckpoint(ckpt: Checkpoint): Uint8Array {
     format: CHECKPOINT_FORMAT,
     trident: TRIDENT_VERSION,
     spec: JSON.stringify(ckpt.spec),
-    sha256: dataChecksum(tensors),
   };
   if (ckpt.optimizer) metadata.optimizer = JSON.stringify(ckpt.optimizer.config);
   if (ckpt.progress) metadata.progress = JSON.stringify(ckpt.progress);
+  metadata.sha256 = dataChecksum(tensors, metadata);
   return encodeSafetensors(tensors, metadata);
 }
 
@@ -74,7 +73,7 @@ export function decodeCheckpoint(bytes: Uint8Array, source = 'checkpoint'): Chec
   const file = decodeSafetensors(bytes, source);
   const meta = file.metadata;
   if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${source}: not a Trident checkpoint (format ${meta.format ?? 'missing'})`);
-  if (meta.sha256 !== dataChecksum(file.tensors)) throw new Error(`${source}: checksum mismatch, the checkpoint is corrupt`);
+  if (meta.sha256 !== dataChecksum(file.tensors, meta)) throw new Error(`${source}: checksum mismatch, the checkpoint is corrupt`);
   const spec = parseSpec(JSON.parse(meta.spec), source);
   const params = new Map<string, Float32Array>();
   for (const p of layout(spec).params) {

@@ -69,7 +69,9 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'checkpoint'): Saf
     const [begin, end] = e.data_offsets!;
     const count = e.shape!.reduce((a, b) => a * b, 1);
     if (!(begin >= 0 && end <= dataLength && end - begin === count * BYTES[dtype])) fail(`tensor ${name} has offsets out of range`);
-    const slice = bytes.slice(dataStart + begin, dataStart + end);
+    // A copy (Buffer#slice would be a view into the whole file), so the typed array starts at 0 and is aligned.
+    const slice = new Uint8Array(end - begin);
+    slice.set(bytes.subarray(dataStart + begin, dataStart + end));
     const data = dtype === 'F32' ? new Float32Array(slice.buffer, 0, count) : new BigInt64Array(slice.buffer, 0, count);
     tensors.set(name, { dtype, shape: e.shape!, data });
     covered += end - begin;

@@ -147,6 +147,8 @@ describe('chained ops', () => {
   it('conv → relu → pool → flatten → gemm → log-softmax, end to end with a symbolic batch', async () => {
     await expectGradientsMatch({
       dtype: 'float32',
+      // With seed 1 a ReLU/pool kink lies within eps of one input, which finite differences cannot handle.
+      seed: 2,
       inputs: {
         x: { shape: [2, 3, 8, 8], declared: ['N', 3, 8, 8] },
         w1: { shape: [4, 3, 3, 3] },

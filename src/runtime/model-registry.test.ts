@@ -28,7 +28,7 @@ describe('ModelRegistry', () => {
       { name: 'tiny', versions: [1, 2] },
       { name: 'other', versions: [3] },
     ]);
-    registry = new ModelRegistry({ ...execution, root, observe: () => ({ batch: (n) => batches.push(n) }) });
+    registry = new ModelRegistry({ ...execution, root, log: (m) => process.stderr.write(m + '\n'), observe: () => ({ batch: (n) => batches.push(n) }) });
     await registry.loadAll();
   });
 
@@ -69,10 +69,12 @@ describe('ModelRegistry', () => {
   });
 
   it('swaps in a new version atomically and releases the old one after its in-flight work', async () => {
+    await writeVersion(root, 'other', 3, 'tiny', 99);
     await writeVersion(root, 'other', 4);
     const old = registry.acquire('other');
     await registry.load('other');
     expect(registry.resolve('other').version).toBe(4);
+    expect(registry.resolve('other', 3)).not.toBe(old.model);
     expect(old.model.version).toBe(3);
     const stillWorks = await new Predictor(old.model).predict([image(0)], { topK: 1, objectThreshold: 0.5 });
     expect(stillWorks).toHaveLength(1);

@@ -74,7 +74,7 @@ export class ModelRegistry {
     return [...this.loaded.keys()].sort();
   }
 
-  /** True while no load is in progress and every attempted load succeeded. */
+  /** True while no load is in progress. */
   get settled(): boolean {
     return this.loading.size === 0;
   }
@@ -102,7 +102,7 @@ export class ModelRegistry {
   }
 
   /** Loads or reloads a model: every version the policy selects is loaded and warmed, then swapped in together. */
-  load(name: string): Promise<void> {
+  async load(name: string): Promise<void> {
     checkModelName(name);
     return this.exclusive(name, async () => {
       this.loading.add(name);
@@ -120,7 +120,7 @@ export class ModelRegistry {
   }
 
   /** Stops serving a model; its versions are released once their in-flight requests finish. */
-  unload(name: string): Promise<void> {
+  async unload(name: string): Promise<void> {
     checkModelName(name);
     return this.exclusive(name, async () => {
       const current = this.loaded.get(name);

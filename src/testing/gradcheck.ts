@@ -57,7 +57,7 @@ export interface GradCheckReport extends AnalyticGradients {
 
 const DEFAULTS = {
   float64: { eps: 1e-6, tolerance: 1e-6 },
-  float32: { eps: 1e-3, tolerance: 1e-2 },
+  float32: { eps: 1e-3, tolerance: 2e-3 },
 };
 const OUTPUT = 'gradcheck_output';
 const COTANGENT = 'gradcheck_cotangent';

@@ -27,10 +27,10 @@ export interface OpenSession {
   release(): Promise<void>;
 }
 
-/** A session kept open for many runs (single-threaded, so tests do not crowd shared cores). */
-export async function openSession(model: Model): Promise<OpenSession> {
+/** A session kept open for many runs (single-threaded by default, so tests do not crowd shared cores). */
+export async function openSession(model: Model, threads = 1): Promise<OpenSession> {
   const session = await ort.InferenceSession.create(encodeModel(model), {
-    intraOpNumThreads: 1,
+    intraOpNumThreads: threads,
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
   });

@@ -47,7 +47,8 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
     mkdirSync(config.outDir, { recursive: true });
     const maker = new BatchMaker(sources, config.spec, config.batchSize, config.seed, config.augment);
     const job = new TrainJob(config, maker, sources);
-    for (const w of warnings) queueMicrotask(() => job.emit('warning', w));
+    // After the caller's `await TrainJob.start(…)` continuation has attached its listeners (a microtask would run before it).
+    for (const w of warnings) setImmediate(() => job.emit('warning', w));
     return job;
   }
 

@@ -1,7 +1,7 @@
 /** Training and validation datasets from a DataConfig, and deterministic batches from them. */
 import { loadAnnotatedDataset, type AnnotationReport } from '../data/annotations';
 import { annotatedDataset, augmented, collate, epochOrder, fashionLocDataset, type Batch, type Dataset, type Sample } from '../data/dataset';
-import { loadFashionMnist } from '../data/idx';
+import { loadFashionMnistSplit } from '../data/idx';
 import type { ModelSpec } from '../model/spec';
 import type { DataConfig } from './config';
 
@@ -25,7 +25,8 @@ export async function loadSources(spec: ModelSpec, data: DataConfig, seed: numbe
   if (data.kind === 'fashionloc') {
     const classes = spec.heads.classification.labels.length;
     if (classes !== 10) throw new Error(`FashionLoc has the 10 Fashion-MNIST classes; architecture ${spec.name} has ${classes}`);
-    const source = await loadFashionMnist(data.dir);
+    // Training and validation canvases both come from Fashion-MNIST's training images.
+    const source = { train: await loadFashionMnistSplit('train', data.dir) };
     return {
       train: fashionLocDataset(source, spec.input, 'train', { seed, count: data.trainCount, p: data.p }),
       val: fashionLocDataset(source, spec.input, 'val', { seed: seed + 1, count: data.valCount ?? 2000, p: data.p }),

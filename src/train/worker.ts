@@ -188,10 +188,27 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
     post({ type: 'checkpoint', file: own, epoch: progress.epoch, index: progress.index });
   };
   let reason: 'finished' | 'early_stop' | 'stopped' | 'max_steps' = 'finished';
+  /** Summary of an epoch cut short by maxSteps: reported and exported, but not part of the resumable progress. */
+  let partial: EpochSummary | undefined;
 
   outer: while (progress.epoch < config.epochs) {
     const epochStart = Date.now();
     const weights = taskWeightsFor(config.weighting, config.taskWeights, progress.weighting);
+    const summarise = async (): Promise<EpochSummary> => {
+      const done = progress.index;
+      const trainLosses = progress.lossSums.map((s) => s / Math.max(done, 1)) as [number, number, number];
+      const { valLosses, metrics } = await validate(config, evalSession, runner, valBatches, weights);
+      return {
+        epoch: progress.epoch,
+        trainLosses,
+        trainLoss: trainLosses.reduce((a, l, t) => a + l * weights[t], 0),
+        valLoss: valLosses.reduce((a, l, t) => a + l * weights[t], 0),
+        valLosses,
+        metrics,
+        taskWeights: weights,
+        seconds: (Date.now() - epochStart) / 1000,
+      };
+    };
     for (let k = 0; k < PREFETCH; k++) if (progress.index + k < stepsPerEpoch) request('train', progress.epoch, progress.index + k);
     while (progress.index < stepsPerEpoch) {
       const { epoch, index } = progress;
@@ -215,22 +232,18 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
         break;
       }
     }
-    const done = progress.index;
-    const trainLosses = progress.lossSums.map((s) => s / Math.max(done, 1)) as [number, number, number];
-    const { valLosses, metrics } = await validate(config, evalSession, runner, valBatches, weights);
-    const valLoss = valLosses.reduce((a, l, t) => a + l * weights[t], 0);
-    const summary: EpochSummary = {
-      epoch: progress.epoch,
-      trainLosses,
-      trainLoss: trainLosses.reduce((a, l, t) => a + l * weights[t], 0),
-      valLoss,
-      valLosses,
-      metrics,
-      taskWeights: weights,
-      seconds: (Date.now() - epochStart) / 1000,
-    };
+    if (reason === 'max_steps' && progress.index < stepsPerEpoch) {
+      // Cut short inside an epoch: validate for the report and the exported metrics, but keep the
+      // position (epoch, batch, loss sums, weighting, best) so that --resume finishes this epoch exactly.
+      partial = await summarise();
+      post({ type: 'epoch', summary: partial });
+      saveCheckpoint();
+      break;
+    }
+    const summary = await summarise();
+    const { valLoss, metrics } = summary;
     progress.epochs.push(summary);
-    progress.weighting = recordEpoch(progress.weighting, trainLosses);
+    progress.weighting = recordEpoch(progress.weighting, summary.trainLosses);
     const score = config.monitor === 'val_loss' ? -valLoss : metrics.detectionCorrect;
     if (progress.best === null || score > progress.best) {
       progress.best = score;
@@ -253,7 +266,7 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
   }
 
   if (reason !== 'stopped') {
-    const last = progress.epochs[progress.epochs.length - 1];
+    const last = partial ?? progress.epochs[progress.epochs.length - 1];
     await exportModel({
       spec: config.spec,
       outDir: config.outDir,

@@ -1,0 +1,186 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { builtinSpec, FASHION_LABELS } from '../model/spec';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const BIN = path.join(ROOT, 'bin', 'trident.js');
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI from the repository root (it needs dist/ built). */
+function trident(args: string[], timeout = 60_000): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, timeout, env: { ...process.env, FORCE_COLOR: '0' } }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+let tmp: string;
+beforeAll(() => (tmp = mkdtempSync(path.join(os.tmpdir(), 'trident-cli-'))));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('trident --help', () => {
+  it.each([[[]], [['export']], [['train']], [['eval']], [['predict']], [['data']], [['data', 'fashionloc']], [['bench']], [['bench', 'train']]])(
+    'trident %j --help exits 0 with usage',
+    async (command) => {
+      const { code, stdout } = await trident([...command, '--help']);
+      expect(code).toBe(0);
+      expect(stdout).toContain(`Usage: trident${command.length ? ' ' + command.join(' ') : ''} [options]`);
+    },
+  );
+});
+
+describe('trident refuses bad input with a clear message', () => {
+  it('train --arch tiny --data fashion-mnist: the class-count error', async () => {
+    const { code, stderr } = await trident(['train', '--arch', 'tiny', '--data', 'fashion-mnist', '--out', path.join(tmp, 'never')]);
+    expect(code).toBe(1);
+    expect(stderr).toContain('trident: FashionLoc has the 10 Fashion-MNIST classes; architecture tiny has 3');
+    expect(existsSync(path.join(tmp, 'never', 'checkpoint.safetensors'))).toBe(false);
+  });
+
+  it('export --arch bad.json names the bad field', async () => {
+    const bad = path.join(tmp, 'bad.json');
+    const spec = builtinSpec('tiny') as unknown as { trunk: { kernel: number }[] };
+    spec.trunk[1].kernel = 0;
+    writeFileSync(bad, JSON.stringify(spec));
+    const { code, stderr } = await trident(['export', '--arch', bad, '--out', path.join(tmp, 'bad-out')]);
+    expect(code).toBe(1);
+    expect(stderr).toContain(`trident: invalid model spec in ${bad}: trunk.1.kernel:`);
+    const notJson = path.join(tmp, 'not.json');
+    writeFileSync(notJson, '{ "name": ');
+    const broken = await trident(['export', '--arch', notJson, '--out', path.join(tmp, 'bad-out')]);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toContain(`trident: ${notJson}: not valid JSON`);
+  });
+});
+
+describe('train, eval and predict on a tiny model', () => {
+  const model = () => path.join(tmp, 'models', 'tiny10', 'v1');
+  let data: string;
+
+  beforeAll(async () => {
+    data = path.join(tmp, 'data');
+    mkdirSync(data, { recursive: true });
+    const lines: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const file = `img-${i}.png`;
+      const png = await sharp({ create: { width: 30 + i, height: 24, channels: 3, background: { r: 30 * i, g: 90, b: 160 } } }).png().toBuffer();
+      writeFileSync(path.join(data, file), png);
+      lines.push(JSON.stringify(i === 5 ? { file, box: null } : { file, label: FASHION_LABELS[i], box: [2, 2, 20, 18] }));
+    }
+    writeFileSync(path.join(data, 'annotations.jsonl'), lines.join('\n') + '\n');
+  });
+
+  it('train --json emits ready, step, epoch and done lines and writes the model folder', async () => {
+    const specFile = path.join(tmp, 'tiny10.json');
+    writeFileSync(specFile, JSON.stringify({ ...builtinSpec('tiny'), name: 'tiny10', heads: { classification: { labels: FASHION_LABELS } } }));
+    const { code, stdout, stderr } = await trident([
+      'train', '--arch', specFile, '--data', 'fashion-mnist', '--train-count', '64', '--val-count', '32',
+      '--batch', '32', '--epochs', '1', '--threads', '1', '--json', '--out', model(),
+    ]);
+    expect([code, stderr]).toEqual([0, '']);
+    const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events.map((e) => e.event)).toEqual(['ready', 'step', 'step', 'epoch', 'checkpoint', 'done']);
+    expect(events[0]).toMatchObject({ provider: 'cpu', stepsPerEpoch: 2, trainSamples: 64, valSamples: 32, resumed: false });
+    expect(events[1]).toMatchObject({ epoch: 0, index: 0, step: 1 });
+    expect(typeof events[1].loss).toBe('number');
+    expect(events[3]).toMatchObject({ epoch: 0, metrics: { samples: 32 } });
+    expect(events[5]).toEqual({ event: 'done', reason: 'finished', outDir: model() });
+    for (const f of ['checkpoint.safetensors', 'infer.onnx', 'manifest.json']) expect(existsSync(path.join(model(), f))).toBe(true);
+    expect(JSON.parse(readFileSync(path.join(model(), 'manifest.json'), 'utf8'))).toMatchObject({ name: 'tiny10', metrics: { epochs: 1 } });
+  });
+
+  it('eval MODEL --data DIR/annotations.jsonl --json prints the metrics', async () => {
+    const { code, stdout, stderr } = await trident(['eval', model(), '--data', path.join(data, 'annotations.jsonl'), '--threads', '1', '--json']);
+    expect([code, stderr]).toEqual([0, '']);
+    const result = JSON.parse(stdout);
+    expect(result).toMatchObject({ model: model(), samples: 6, metrics: { samples: 6, objects: 5 } });
+    for (const key of ['classAccuracy', 'objectnessPrecision', 'objectnessRecall', 'objectnessF1', 'objectnessAP', 'boxMeanIoU', 'boxIoUAbove50', 'detectionCorrect']) {
+      expect(result.metrics[key]).toBeGreaterThanOrEqual(0);
+      expect(result.metrics[key]).toBeLessThanOrEqual(1);
+    }
+    const table = await trident(['eval', model(), '--data', data, '--threads', '1']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/class accuracy/);
+  });
+
+  it('eval on the FashionLoc validation canvases reproduces the validation metrics the trainer recorded', async () => {
+    // Training used seed 0: validation canvases are FashionLoc 'val' rendered with seed 1, 32 of them.
+    const { code, stdout, stderr } = await trident(['eval', model(), '--data', 'fashion-mnist', '--split', 'val', '--seed', '1', '--count', '32', '--threads', '1', '--json']);
+    expect([code, stderr]).toEqual([0, '']);
+    const { metrics } = JSON.parse(stdout);
+    const manifest = JSON.parse(readFileSync(path.join(model(), 'manifest.json'), 'utf8'));
+    const recorded = manifest.metrics.validation as Record<string, number | number[]>;
+    expect(metrics.samples).toBe(32);
+    for (const [key, value] of Object.entries(recorded)) {
+      if (Array.isArray(value)) value.forEach((v, i) => expect(metrics[key][i]).toBeCloseTo(v, 5));
+      else expect([key, metrics[key]]).toEqual([key, expect.closeTo(value, 5)]);
+    }
+  });
+
+  it('export --from CHECKPOINT re-exports the model from its weights', async () => {
+    const out = path.join(tmp, 're-exported');
+    const { code, stdout, stderr } = await trident(['export', '--from', path.join(model(), 'checkpoint.safetensors'), '--out', out, '--no-training']);
+    expect([code, stderr]).toEqual([0, '']);
+    expect(stdout).toContain(path.join(out, 'infer.onnx'));
+    expect(readFileSync(path.join(out, 'infer.onnx')).equals(readFileSync(path.join(model(), 'infer.onnx')))).toBe(true);
+    expect(existsSync(path.join(out, 'train_step.onnx'))).toBe(false);
+  });
+
+  it('Ctrl-C (SIGINT) during train finishes the step, writes a checkpoint and exits with 130; --resume continues', async () => {
+    const out = path.join(tmp, 'models', 'interrupted', 'v1');
+    const child = execFile(process.execPath, [
+      BIN, 'train', '--arch', path.join(tmp, 'tiny10.json'), '--data', 'fashion-mnist', '--train-count', '640', '--val-count', '32',
+      '--batch', '32', '--epochs', '2', '--threads', '1', '--json', '--out', out,
+    ], { cwd: ROOT, timeout: 60_000 });
+    let stdout = '';
+    child.stdout!.on('data', (chunk: string) => {
+      stdout += chunk;
+      if (stdout.includes('"event":"step"') && !child.killed) child.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    const events = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(code).toBe(130);
+    expect(events[events.length - 1]).toEqual({ event: 'done', reason: 'stopped', outDir: out });
+    const steps = events.filter((e) => e.event === 'step');
+    expect(steps.length).toBeLessThan(40);
+    expect(existsSync(path.join(out, 'checkpoint.safetensors'))).toBe(true);
+    expect(existsSync(path.join(out, 'manifest.json'))).toBe(false);
+    const resumed = await trident(['train', '--data', 'fashion-mnist', '--train-count', '640', '--val-count', '32', '--batch', '32', '--epochs', '2', '--threads', '1', '--json', '--resume', '--out', out]);
+    expect(resumed.code).toBe(0);
+    const next = resumed.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(next[0]).toMatchObject({ event: 'ready', resumed: true, step: steps.length });
+    expect(next.filter((e) => e.event === 'step')[0]).toMatchObject({ step: steps.length + 1 });
+    expect(next[next.length - 1]).toMatchObject({ event: 'done', reason: 'finished' });
+  });
+
+  it('predict MODEL img.png --json --draw out.png answers in original pixels and draws a PNG', async () => {
+    const image = path.join(data, 'img-3.png');
+    const out = path.join(tmp, 'out.png');
+    const { code, stdout, stderr } = await trident(['predict', model(), image, '--json', '--draw', out, '--top-k', '2']);
+    expect([code, stderr]).toEqual([0, '']);
+    const p = JSON.parse(stdout.trim());
+    expect(p.image).toBe(image);
+    expect(FASHION_LABELS).toContain(p.class.label);
+    expect(p.class.top_k).toHaveLength(2);
+    expect(p.class.top_k[0]).toEqual({ label: p.class.label, score: p.class.score });
+    expect(p.object.score).toBeGreaterThan(0);
+    expect(p.object.score).toBeLessThan(1);
+    expect(p.box.x1).toBeGreaterThanOrEqual(0);
+    expect(p.box.x2).toBeLessThanOrEqual(33);
+    expect(p.box.y2).toBeLessThanOrEqual(24);
+    expect(p.box.x1).toBeLessThanOrEqual(p.box.x2);
+    const drawn = readFileSync(out);
+    expect(drawn.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe(true);
+    expect(await sharp(drawn).metadata()).toMatchObject({ format: 'png', width: 33, height: 24 });
+  });
+});

@@ -1,0 +1,251 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { decodeCheckpoint, encodeCheckpoint, saveCheckpoint, type Checkpoint } from '../artifacts/checkpoint';
+import { decodeSafetensors, encodeSafetensors, type SafeTensor } from '../artifacts/safetensors';
+import { DEFAULT_OPTIMIZER, type OptimizerName } from '../model/optimizers';
+import { initParams, layout } from '../model/params';
+import { builtinSpec } from '../model/spec';
+import { maxAbsDiff, randomBatch } from '../testing/batches';
+import { TrainStepRunner, type StepHyper, type TrainBatch } from './train-step';
+
+const spec = builtinSpec('tiny');
+const start = (seed = 1): Checkpoint => ({ spec, params: initParams(spec, seed) });
+const hyper = (h: Partial<StepHyper> = {}): StepHyper => ({ lr: 1e-3, weightDecay: 0, clipNorm: 0, taskWeights: [1, 1, 1], ...h });
+const runner = (name: OptimizerName, from: Checkpoint = start(), frozen: ('trunk' | 'head')[] = []) =>
+  TrainStepRunner.create(from, { optimizer: DEFAULT_OPTIMIZER[name], threads: 1, frozen });
+const norm = (arrays: Iterable<Float32Array>) => {
+  let sum = 0;
+  for (const a of arrays) for (const v of a) sum += v * v;
+  return Math.sqrt(sum);
+};
+const bitwiseEqual = (a: Map<string, Float32Array>, b: Map<string, Float32Array>) =>
+  [...a].every(([k, v]) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).equals(Buffer.from(b.get(k)!.buffer, b.get(k)!.byteOffset, b.get(k)!.byteLength)));
+
+describe('TrainStepRunner', () => {
+  const batch = randomBatch(spec, 16, 2);
+
+  it.each([
+    ['adam', 3e-3],
+    ['adamw', 3e-3],
+    ['sgd', 0.05],
+  ] as [OptimizerName, number][])('%s: the losses fall over 15 steps on a fixed batch', async (name, lr) => {
+    const r = await runner(name);
+    const losses: number[] = [];
+    const tasks: [number, number, number][] = [];
+    for (let i = 0; i < 15; i++) {
+      const out = await r.run(batch, hyper({ lr, weightDecay: name === 'adamw' ? 0.01 : 0 }));
+      losses.push(out.loss);
+      tasks.push(out.taskLosses);
+      expect(Number.isFinite(out.loss)).toBe(true);
+    }
+    await r.release();
+    expect(r.stepsTaken).toBe(15);
+    expect(losses[14]).toBeLessThan(0.8 * losses[0]);
+    // Mostly monotone on a fixed batch, and every task improves.
+    expect(losses.filter((l, i) => i > 0 && l > losses[i - 1]).length).toBeLessThanOrEqual(3);
+    for (let t = 0; t < 3; t++) expect(tasks[14][t]).toBeLessThan(tasks[0][t]);
+  });
+
+  it('clipping by global norm bounds the update, and grad_norm is the norm before clipping', async () => {
+    const lr = 0.1;
+    const free = await runner('sgd');
+    const freeOut = await free.run(batch, hyper({ lr }));
+    const gradients = free.optimizerState().state; // SGD after one step from zero: buffer = g
+    expect(freeOut.gradNorm).toBeGreaterThan(0.01);
+    expect(Math.abs(norm(gradients.values()) - freeOut.gradNorm)).toBeLessThan(1e-5 * freeOut.gradNorm);
+
+    const clip = 1e-3;
+    const clipped = await runner('sgd');
+    const clippedOut = await clipped.run(batch, hyper({ lr, clipNorm: clip }));
+    expect(clippedOut.gradNorm).toBeCloseTo(freeOut.gradNorm, 5);
+    expect(clippedOut.loss).toBe(freeOut.loss);
+    const initial = initParams(spec, 1);
+    const delta = (r: TrainStepRunner) => [...r.params()].map(([k, v]) => v.map((x, i) => x - initial.get(k)![i]));
+    const freeStep = norm(delta(free));
+    const clippedStep = norm(delta(clipped));
+    expect(freeStep).toBeCloseTo(lr * freeOut.gradNorm, 4);
+    // ‖Δp‖ = lr · clip (up to float rounding of p + Δp), far below the unclipped step.
+    expect(clippedStep).toBeLessThan(lr * clip * 1.01);
+    expect(clippedStep).toBeGreaterThan(lr * clip * 0.9);
+    expect(clippedStep).toBeLessThan(freeStep / 10);
+    // The clipped gradient is the free one scaled by clip / (norm + 1e-6).
+    const factor = clip / (freeOut.gradNorm + 1e-6);
+    const clippedGrads = clipped.optimizerState().state;
+    for (const [k, g] of gradients) expect(maxAbsDiff(clippedGrads.get(k)!, g.map((v) => v * factor))).toBeLessThan(1e-9);
+    // A clip norm above the gradient norm changes nothing.
+    const loose = await runner('sgd');
+    await loose.run(batch, hyper({ lr, clipNorm: freeOut.gradNorm * 10 }));
+    expect(bitwiseEqual(loose.params(), free.params())).toBe(true);
+    await Promise.all([free.release(), clipped.release(), loose.release()]);
+  });
+
+  it('task weights: λ = (0, 0, 0) leaves every weight unchanged; a zero λ_t leaves that head unchanged', async () => {
+    const sgd = await runner('sgd');
+    const out = await sgd.run(batch, hyper({ lr: 0.1, taskWeights: [0, 0, 0] }));
+    expect(out.loss).toBe(0);
+    expect(out.gradNorm).toBe(0);
+    expect(out.taskLosses.every((l) => l > 0)).toBe(true);
+    expect(bitwiseEqual(sgd.params(), initParams(spec, 1))).toBe(true);
+    await sgd.release();
+
+    const adam = await runner('adam');
+    await adam.run(batch, hyper({ lr: 0.01, taskWeights: [1, 0, 0] }));
+    const after = adam.params();
+    const initial = initParams(spec, 1);
+    for (const name of ['heads.det.weight', 'heads.det.bias', 'heads.box.weight', 'heads.box.bias']) expect(maxAbsDiff(after.get(name)!, initial.get(name)!)).toBe(0);
+    for (const name of ['heads.cls.weight', 'trunk.0.weight']) expect(maxAbsDiff(after.get(name)!, initial.get(name)!)).toBeGreaterThan(0);
+    await adam.release();
+  });
+
+  it('frozen trunk: only the heads change', async () => {
+    const r = await runner('adam', start(), ['trunk']);
+    await r.run(batch, hyper({ lr: 0.01 }));
+    const initial = initParams(spec, 1);
+    for (const p of layout(spec).params) {
+      const d = maxAbsDiff(r.params().get(p.name)!, initial.get(p.name)!);
+      if (p.group === 'trunk') expect(d).toBe(0);
+      else expect(d).toBeGreaterThan(0);
+    }
+    expect([...r.optimizerState().state.keys()].every((k) => k.startsWith('heads.'))).toBe(true);
+    await r.release();
+  });
+
+  it('a checkpoint taken mid-way continues bit for bit like an uninterrupted run', async () => {
+    const batches = [0, 1, 2, 3].map((i) => randomBatch(spec, 8, 100 + i));
+    const h = hyper({ lr: 0.01, weightDecay: 0.001 });
+    const straight = await runner('adamw');
+    for (const b of batches) await straight.run(b, h);
+    const first = await runner('adamw');
+    for (const b of batches.slice(0, 2)) await first.run(b, h);
+    const saved = decodeCheckpoint(encodeCheckpoint(first.checkpoint({ epoch: 0 })));
+    expect(saved.optimizer!.step).toBe(2);
+    const second = await runner('adamw', saved);
+    expect(second.stepsTaken).toBe(2);
+    for (const b of batches.slice(2)) await second.run(b, h);
+    expect(bitwiseEqual(second.params(), straight.params())).toBe(true);
+    expect(bitwiseEqual(second.optimizerState().state, straight.optimizerState().state)).toBe(true);
+    await Promise.all([straight.release(), first.release(), second.release()]);
+  });
+
+  it('another optimizer than the checkpoint’s starts from fresh state with the same weights', async () => {
+    const a = await runner('adam');
+    await a.run(batch, hyper());
+    const ckpt = a.checkpoint();
+    const sgd = await runner('sgd', ckpt);
+    expect(sgd.stepsTaken).toBe(0);
+    expect(bitwiseEqual(sgd.params(), ckpt.params)).toBe(true);
+    await Promise.all([a.release(), sgd.release()]);
+  });
+});
+
+const PYTHON = /* Debian python3-torch */ '/usr/bin/python3';
+const torchAvailable = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { stdio: 'ignore', timeout: 60_000 }).status === 0;
+const describeTorch = torchAvailable ? describe : describe.skip;
+
+/** Every other image made of flat 8×8 quadrants (like flat regions of real images), so max-pool windows hold exact ties (~900 of 4096 in the first pool). */
+function blockyBatch(size: number, seed: number): TrainBatch {
+  const b = randomBatch(spec, size, seed);
+  const { channels, height, width } = spec.input;
+  for (let n = 0; n < size; n++) {
+    if (n % 2) continue;
+    for (let c = 0; c < channels; c++) {
+      for (let y = 0; y < height; y++) {
+        for (let x = 0; x < width; x++) {
+          const at = ((n * channels + c) * height + y) * width;
+          b.images[at + x] = Math.round(b.images[((n * channels + c) * height + (y & ~7)) * width + (x & ~7)] * 2) / 2;
+        }
+      }
+    }
+  }
+  return b;
+}
+
+describeTorch(`one Adam step matches PyTorch (bench/torch_reference.py check)${torchAvailable ? '' : ' [skipped: /usr/bin/python3 cannot import torch]'}`, () => {
+  let dir: string;
+  beforeAll(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'trident-torch-'))));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('loss, task losses and every updated parameter agree', async () => {
+    const lr = 1e-3;
+    const taskWeights: [number, number, number] = [1, 0.5, 2];
+    const ckpt: Checkpoint = { spec, params: initParams(spec, 42) };
+    const batch = blockyBatch(16, 7);
+    const ckptFile = path.join(dir, 'checkpoint.safetensors');
+    const batchFile = path.join(dir, 'batch.safetensors');
+    const outFile = path.join(dir, 'torch.safetensors');
+    await saveCheckpoint(ckptFile, ckpt);
+    const { channels, height, width } = spec.input;
+    const tensors = new Map<string, SafeTensor>([
+      ['image', { dtype: 'F32', shape: [batch.size, channels, height, width], data: batch.images }],
+      ['label', { dtype: 'I64', shape: [batch.size], data: batch.labels }],
+      ['objectness', { dtype: 'F32', shape: [batch.size], data: batch.objectness }],
+      ['box', { dtype: 'F32', shape: [batch.size, 4], data: batch.boxes }],
+      ['mask', { dtype: 'F32', shape: [batch.size], data: batch.mask }],
+      ['task_weights', { dtype: 'F32', shape: [3], data: Float32Array.from(taskWeights) }],
+    ]);
+    writeFileSync(batchFile, encodeSafetensors(tensors));
+
+    const script = path.resolve(__dirname, '..', '..', 'bench', 'torch_reference.py');
+    const torchRun = spawnSync(PYTHON, [script, 'check', ckptFile, batchFile, outFile, String(lr)], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, OMP_NUM_THREADS: '1' },
+    });
+    // On failure the received object shows Python's stderr.
+    expect({ status: torchRun.status, error: torchRun.error?.message, stderr: torchRun.stderr }).toMatchObject({ status: 0, error: undefined });
+
+    const r = await TrainStepRunner.create(ckpt, { optimizer: DEFAULT_OPTIMIZER.adam, threads: 1 });
+    const ours = await r.run(batch, { lr, weightDecay: 0, clipNorm: 0, taskWeights });
+    const updated = r.params();
+    const state = r.optimizerState().state;
+    await r.release();
+
+    const theirs = decodeSafetensors(readFileSync(outFile), outFile).tensors;
+    const value = (name: string) => theirs.get(name)!.data as Float32Array;
+    const diffs: Record<string, number> = {};
+    const relative = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
+    diffs.loss = relative(ours.loss, value('loss')[0]);
+    for (let t = 0; t < 3; t++) diffs[`task_losses[${t}]`] = relative(ours.taskLosses[t], value('task_losses')[t]);
+    for (const [name, v] of Object.entries(diffs)) expect([name, v < 1e-5]).toEqual([name, true]);
+
+    let maxParam = 0;
+    let maxParamName = '';
+    let maxStepRel = 0;
+    for (const p of layout(spec).params) {
+      const a = updated.get(p.name)!;
+      const b = value(p.name);
+      expect(theirs.get(p.name)!.shape).toEqual(p.shape);
+      const before = ckpt.params.get(p.name)!;
+      for (let i = 0; i < a.length; i++) {
+        const d = Math.abs(a[i] - b[i]);
+        expect(d).toBeLessThanOrEqual(1e-6 + 1e-5 * Math.abs(b[i]));
+        if (d > maxParam) [maxParam, maxParamName] = [d, p.name];
+        // Relative to the size of the update itself (≈ lr for Adam's first step).
+        maxStepRel = Math.max(maxStepRel, d / Math.max(Math.abs(b[i] - before[i]), 1e-12));
+      }
+    }
+    // Adam's first update is ≈ lr·sign(g), blind to the size of g; its state is not: exp_avg = 0.1·g.
+    let maxGrad = 0;
+    let maxGradRel = 0;
+    for (const p of layout(spec).params) {
+      const a = state.get(`${p.name}.exp_avg`)!.map((v) => v / 0.1);
+      const b = value(`${p.name}.exp_avg`).map((v) => v / 0.1);
+      const scale = Math.max(...b.map(Math.abs));
+      for (let i = 0; i < a.length; i++) {
+        const d = Math.abs(a[i] - b[i]);
+        expect(d).toBeLessThanOrEqual(1e-6 + 1e-5 * scale);
+        maxGrad = Math.max(maxGrad, d);
+        maxGradRel = Math.max(maxGradRel, d / scale);
+      }
+      expect(maxAbsDiff(state.get(`${p.name}.exp_avg_sq`)!, value(`${p.name}.exp_avg_sq`))).toBeLessThanOrEqual(1e-9);
+    }
+    process.stdout.write(
+      `PyTorch comparison: loss rel diff ${diffs.loss.toExponential(2)}, task losses rel diff ` +
+        `${Math.max(diffs['task_losses[0]'], diffs['task_losses[1]'], diffs['task_losses[2]']).toExponential(2)}, ` +
+        `max |Δparam| ${maxParam.toExponential(2)} (${maxParamName}), max diff relative to the update ${maxStepRel.toExponential(2)}, ` +
+        `max |Δgrad| ${maxGrad.toExponential(2)} (relative to the tensor's largest gradient ${maxGradRel.toExponential(2)})\n`,
+    );
+  });
+});

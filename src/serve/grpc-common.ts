@@ -1,0 +1,140 @@
+/** What every gRPC service of the server shares: the protos, tolerant decoding, and the call wrapper. */
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { presentedKey } from './auth';
+import { invalid, type ServiceError } from './errors';
+import type { CallContext, InferenceService } from './service';
+
+export const PROTO_DIR = path.join(__dirname, '..', '..', 'proto');
+export const PROTO_FILES = ['grpc_service.proto', 'predict.proto', 'health.proto'];
+
+export const PROTO_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+  includeDirs: [PROTO_DIR],
+};
+
+interface Packages {
+  inference: { GRPCInferenceService: grpc.ServiceClientConstructor };
+  trident: { v1: { Predict: grpc.ServiceClientConstructor } };
+  grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+}
+
+let loaded: Packages | undefined;
+
+/** The packages of proto/ (inference, trident.v1, grpc.health.v1), for servers and clients alike. */
+export function protos(): Packages {
+  loaded ??= grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_FILES.map((f) => path.join(PROTO_DIR, f)), PROTO_OPTIONS)) as unknown as Packages;
+  return loaded;
+}
+
+const MALFORMED = Symbol('malformed');
+
+/**
+ * The service definition with request decoding that never throws: grpc-js would answer a message
+ * that does not parse with INTERNAL, and it is the client's fault, so handlers answer INVALID_ARGUMENT.
+ */
+export function tolerantDecoding(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const wrapped: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    wrapped[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (e) {
+          return { [MALFORMED]: (e as Error).message };
+        }
+      },
+    };
+  }
+  return wrapped;
+}
+
+/** Throws INVALID_ARGUMENT for a message that did not parse. */
+export function checkDecoded(message: unknown): void {
+  const problem = (message as { [MALFORMED]?: string })[MALFORMED];
+  if (problem !== undefined) throw invalid(`malformed protobuf message: ${problem}`);
+}
+
+export function isMalformed(message: unknown): boolean {
+  return (message as { [MALFORMED]?: string })[MALFORMED] !== undefined;
+}
+
+export function grpcError(error: ServiceError): Partial<grpc.StatusObject> {
+  return { code: error.grpcStatus, details: error.message };
+}
+
+/** The call's deadline and a signal that fires when the client cancels. */
+export function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): CallContext {
+  const controller = new AbortController();
+  call.once('cancelled', () => controller.abort());
+  const deadline = call.getDeadline();
+  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+  return { signal: controller.signal, deadline: Number.isFinite(ms) ? ms : undefined };
+}
+
+export function metadataKey(metadata: grpc.Metadata): string | undefined {
+  const first = (key: string) => {
+    const v = metadata.get(key)[0];
+    return v === undefined ? undefined : String(v);
+  };
+  return presentedKey(first('authorization'), first('x-api-key'));
+}
+
+/** A unary handler run as a service call: metrics, draining, and errors as gRPC statuses. */
+export function unary<Req, Res>(
+  service: InferenceService,
+  endpoint: string,
+  handle: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res,
+  modelOf: (request: Req) => string | undefined = () => undefined,
+): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const model = isMalformed(call.request) ? undefined : modelOf(call.request);
+    service
+      .call({ protocol: 'grpc', endpoint, model }, () => {
+        checkDecoded(call.request);
+        return handle(call.request, call);
+      })
+      .then(
+        (response) => callback(null, response),
+        (error: ServiceError) => callback(grpcError(error)),
+      );
+  };
+}
+
+/**
+ * A bidirectional stream where each request gets one response, in request order, computed
+ * concurrently; a failed request answers with `onError(message)` and the stream goes on.
+ */
+export function orderedStream<Req, Res>(
+  service: InferenceService,
+  endpoint: string,
+  handle: (request: Req, ctx: CallContext) => Promise<Res>,
+  onError: (error: ServiceError, request: Req) => Res,
+  modelOf: (request: Req) => string | undefined = () => undefined,
+): grpc.handleBidiStreamingCall<Req, Res> {
+  return (call) => {
+    const ctx = callContext(call as grpc.ServerDuplexStream<unknown, unknown>);
+    let previous: Promise<void> = Promise.resolve();
+    call.on('data', (request: Req) => {
+      const model = isMalformed(request) ? undefined : modelOf(request);
+      const result = service
+        .call({ protocol: 'grpc', endpoint, model }, () => {
+          checkDecoded(request);
+          return handle(request, ctx);
+        })
+        .catch((error: ServiceError) => onError(error, request));
+      previous = previous.then(async () => {
+        const response = await result;
+        if (!call.cancelled && call.writable) call.write(response);
+      });
+    });
+    call.on('end', () => void previous.then(() => call.end()));
+    call.on('error', () => {});
+  };
+}

@@ -1,0 +1,28 @@
+/** The gRPC server: the OIP inference service, the typed Predict service and health, on one port. */
+import * as grpc from '@grpc/grpc-js';
+import type { ServeConfig } from './config';
+import { protos, tolerantDecoding } from './grpc-common';
+import { healthHandlers } from './grpc-health';
+import { inferenceHandlers } from './grpc-inference';
+import { predictHandlers } from './grpc-predict';
+import type { InferenceService } from './service';
+
+export interface GrpcServer {
+  server: grpc.Server;
+  port: number;
+}
+
+export async function startGrpcServer(service: InferenceService, config: ServeConfig, port: number): Promise<GrpcServer> {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': config.maxGrpcMessageBytes,
+    'grpc.max_send_message_length': config.maxGrpcMessageBytes,
+  });
+  const packages = protos();
+  server.addService(tolerantDecoding(packages.inference.GRPCInferenceService.service), inferenceHandlers(service));
+  server.addService(tolerantDecoding(packages.trident.v1.Predict.service), predictHandlers(service));
+  server.addService(packages.grpc.health.v1.Health.service, healthHandlers(service));
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${config.host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, p) => (error ? reject(error) : resolve(p))),
+  );
+  return { server, port: bound };
+}

@@ -1,0 +1,181 @@
+/** The REST transport: OIP v2 endpoints, image prediction, repository management and /metrics. */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { presentedKey } from './auth';
+import type { ServeConfig } from './config';
+import { ServiceError, toServiceError } from './errors';
+import type { ServeMetrics } from './metrics';
+import { readImages } from './rest-images';
+import { encodeInferResponse, HEADER_LENGTH, parseInferBody } from './rest-infer';
+import type { CallContext, InferenceService } from './service';
+
+const MODEL = '/v2/models/:name{/versions/:version}';
+
+type Handler = (req: Request, res: Response) => Promise<void>;
+
+export function createRestApp(service: InferenceService, metrics: ServeMetrics, config: ServeConfig, log: Logger): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  if (config.corsOrigins.length > 0) app.use(cors(config.corsOrigins));
+  app.use((_req, res, next) => {
+    if (service.isDraining) res.setHeader('Connection', 'close');
+    next();
+  });
+  const body = express.raw({ type: () => true, limit: config.maxBodyBytes });
+
+  /** Runs a handler as a service call: metrics, draining, and errors as {"error": …}. */
+  const route = (endpoint: string, handler: Handler) => async (req: Request, res: Response) => {
+    try {
+      await service.call({ protocol: 'rest', endpoint, model: param(req, 'name') }, () => handler(req, res));
+    } catch (e) {
+      sendError(res, toServiceError(e), log, req);
+    }
+  };
+
+  app.get('/v2/health/live', route('live', async (_req, res) => void res.status(200).json({ live: service.live() })));
+  app.get('/v2/health/ready', route('ready', async (_req, res) => {
+    const ready = service.ready();
+    res.status(ready ? 200 : 400).json({ ready });
+  }));
+  app.get('/v2', route('server_metadata', async (_req, res) => void res.json(service.serverMetadata())));
+  app.get(`${MODEL}/ready`, route('model_ready', async (req, res) => {
+    const ready = service.modelReady(param(req, 'name')!, param(req, 'version'));
+    res.status(ready ? 200 : 400).json({ name: param(req, 'name'), ready });
+  }));
+  app.get(MODEL, route('model_metadata', async (req, res) => void res.json(service.modelMetadata(param(req, 'name')!, param(req, 'version')))));
+
+  app.post(`${MODEL}/infer`, body, route('infer', async (req, res) => {
+    const name = param(req, 'name')!;
+    const version = param(req, 'version');
+    const { request, format } = parseInferBody(name, version, bodyOf(req), req.get(HEADER_LENGTH), () => service.singleInput(name, version));
+    const response = await service.infer(request, callContext(req, res));
+    const encoded = encodeInferResponse(response, format);
+    if (encoded.headerLength !== undefined) res.setHeader('Inference-Header-Content-Length', encoded.headerLength);
+    res.status(200).type(encoded.contentType).send(encoded.body);
+  }));
+
+  const predict = route('predict', async (req, res) => {
+    const upload = await readImages(req.headers, bodyOf(req), config.maxImages);
+    const topK = upload.topK ?? queryNumber(req, 'top_k');
+    const objectThreshold = upload.objectThreshold ?? queryNumber(req, 'object_threshold');
+    const result = await service.predict(
+      { model: param(req, 'name'), version: param(req, 'version'), images: upload.images, topK, objectThreshold },
+      callContext(req, res),
+    );
+    const { predictions, ...model } = result;
+    res.json(upload.single ? { ...model, ...predictions[0] } : result);
+  });
+  app.post(`${MODEL}/predict`, body, predict);
+  app.post('/v2/predict', body, predict);
+
+  app.post('/v2/repository/index', body, route('repository_index', async (req, res) => {
+    const options = bodyOf(req).length > 0 ? parseJsonObject(bodyOf(req)) : {};
+    res.json(await service.repositoryIndex(options.ready === true));
+  }));
+  app.post('/v2/repository/models/:name/load', body, route('repository_load', async (req, res) => {
+    await service.loadModel(param(req, 'name')!, presentedKey(req.get('authorization'), req.get('x-api-key')));
+    res.status(200).json({});
+  }));
+  app.post('/v2/repository/models/:name/unload', body, route('repository_unload', async (req, res) => {
+    await service.unloadModel(param(req, 'name')!, presentedKey(req.get('authorization'), req.get('x-api-key')));
+    res.status(200).json({});
+  }));
+
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.contentType).send(await metrics.text());
+  });
+
+  app.use((req: Request, res: Response) => sendError(res, new ServiceError('not_found', `no endpoint ${req.method} ${req.path}`), log, req));
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => sendError(res, bodyError(error), log, req));
+  return app;
+}
+
+function param(req: Request, key: string): string | undefined {
+  const value = (req.params as Record<string, string | undefined>)[key];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function bodyOf(req: Request): Buffer {
+  return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+}
+
+function queryNumber(req: Request, key: string): number | undefined {
+  const value = req.query[key];
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (typeof value !== 'string' || value.trim() === '' || !Number.isFinite(n)) {
+    throw new ServiceError('invalid_argument', `query parameter ${key} must be a number, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+function parseJsonObject(bytes: Buffer): Record<string, unknown> {
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw new ServiceError('invalid_argument', `malformed JSON in the request body: ${(e as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ServiceError('invalid_argument', 'the request body must be a JSON object');
+  return json as Record<string, unknown>;
+}
+
+/** The client's deadline (none in REST besides the OIP `timeout` parameter) and a signal for disconnects. */
+function callContext(_req: Request, res: Response): CallContext {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  return { signal: controller.signal };
+}
+
+/** Errors raised by body parsing, before any route runs. */
+function bodyError(error: unknown): ServiceError {
+  const type = (error as { type?: string }).type;
+  const message = (error as Error).message;
+  switch (type) {
+    case 'entity.too.large':
+      return new ServiceError('payload_too_large', `request body too large: ${message}`);
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new ServiceError('unsupported_media_type', message);
+    case 'request.aborted':
+      return new ServiceError('cancelled', 'the client aborted the request');
+    case undefined:
+      return toServiceError(error);
+    default:
+      return new ServiceError('invalid_argument', `could not read the request body: ${message}`);
+  }
+}
+
+function sendError(res: Response, error: ServiceError, log: Logger, req: Request): void {
+  const status = error.httpStatus;
+  if (status >= 500 && error.code !== 'unavailable' && error.code !== 'resource_exhausted') {
+    log.error({ method: req.method, path: req.path, status, err: error.message }, 'request failed');
+  } else {
+    log.debug({ method: req.method, path: req.path, status, err: error.message }, 'request refused');
+  }
+  if (res.headersSent || res.destroyed) return;
+  res.status(status).json({ error: error.message });
+}
+
+function cors(origins: string[]) {
+  const any = origins.includes('*');
+  return (req: Request, res: Response, next: NextFunction) => {
+    const origin = req.get('origin');
+    if (origin && (any || origins.includes(origin))) {
+      res.setHeader('Access-Control-Allow-Origin', any ? '*' : origin);
+      if (!any) res.setHeader('Vary', 'Origin');
+      res.setHeader('Access-Control-Expose-Headers', 'Inference-Header-Content-Length');
+      if (req.method === 'OPTIONS') {
+        res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+        res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Authorization, X-API-Key, Inference-Header-Content-Length');
+        res.setHeader('Access-Control-Max-Age', '600');
+        return void res.status(204).end();
+      }
+    }
+    next();
+  };
+}

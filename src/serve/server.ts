@@ -1,0 +1,91 @@
+/** Starts the whole server (registry, service core, REST and gRPC) and shuts it down gracefully. */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger } from 'pino';
+import { ModelRegistry } from '../runtime/model-registry';
+import type { ServeConfig } from './config';
+import { startGrpcServer, type GrpcServer } from './grpc-server';
+import { ServeMetrics } from './metrics';
+import { createRestApp } from './rest-app';
+import { InferenceService } from './service';
+
+export interface RunningServer {
+  service: InferenceService;
+  metrics: ServeMetrics;
+  httpPort: number;
+  grpcPort?: number;
+  /** Readiness off, stop accepting, wait for in-flight calls (up to the timeout), release everything. */
+  drain(timeoutMs?: number): Promise<{ drained: boolean }>;
+}
+
+export function createLogger(level = process.env.LOG_LEVEL ?? 'info'): Logger {
+  return pino({ name: 'trident', level });
+}
+
+/**
+ * Listens first (liveness answers, readiness says no), then loads and warms every model in the
+ * repository, then reports ready.
+ */
+export async function startServer(config: ServeConfig, log: Logger = createLogger()): Promise<RunningServer> {
+  const metrics = new ServeMetrics();
+  const registry = new ModelRegistry({
+    root: config.models,
+    versionPolicy: config.versionPolicy,
+    device: config.device,
+    instances: config.instances,
+    threads: config.threads,
+    maxBatch: config.maxBatch,
+    maxQueueDelayMs: config.maxQueueDelayMs,
+    maxQueueSize: config.maxQueueSize,
+    log: (message) => log.info(message),
+    observe: (model, version) => metrics.batchObserver(model, version),
+  });
+  const service = new InferenceService(registry, config, metrics);
+  const app = createRestApp(service, metrics, config, log);
+  const httpServer = http.createServer(app);
+  // Behind load balancers idle connections must outlive theirs (often 60 s).
+  httpServer.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.httpPort, config.host, () => resolve());
+  });
+  const httpPort = (httpServer.address() as AddressInfo).port;
+  let grpc: GrpcServer | undefined;
+  try {
+    if (config.grpcPort !== undefined) grpc = await startGrpcServer(service, config, config.grpcPort);
+    log.info({ http: httpPort, grpc: grpc?.port, models: config.models, device: config.device }, 'listening; loading models');
+    await registry.loadAll();
+  } catch (e) {
+    grpc?.server.forceShutdown();
+    httpServer.closeAllConnections();
+    httpServer.close();
+    await registry.close();
+    throw e;
+  }
+  if (registry.names.length === 0) log.warn({ models: config.models }, 'the model repository is empty; nothing to serve');
+  service.markStarted();
+  log.info({ http: httpPort, grpc: grpc?.port, models: registry.names }, 'ready');
+
+  let draining: Promise<{ drained: boolean }> | undefined;
+  const drain = (timeoutMs = config.drainTimeoutMs) =>
+    (draining ??= (async () => {
+      service.beginDrain();
+      log.info({ inflight: service.inflightCount, timeoutMs }, 'draining');
+      httpServer.close();
+      httpServer.closeIdleConnections();
+      if (grpc) for (const port of [grpc.port]) grpc.server.unbind(`${config.host}:${port}`);
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        service.idle().then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+      ]);
+      clearTimeout(timer);
+      grpc?.server.forceShutdown();
+      httpServer.closeAllConnections();
+      await registry.close();
+      log.info({ drained, abandoned: service.inflightCount }, drained ? 'drained; stopped' : 'drain timed out; stopped');
+      return { drained };
+    })());
+
+  return { service, metrics, httpPort, grpcPort: grpc?.port, drain };
+}
