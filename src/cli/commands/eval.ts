@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { readManifest } from '../../artifacts/manifest';
+import { readManifest, writeManifest } from '../../artifacts/manifest';
 import { loadAnnotatedDataset } from '../../data/annotations';
 import { annotatedDataset, fashionLocDataset, type Dataset } from '../../data/dataset';
 import type { FashionLocSplit } from '../../data/fashionloc';
@@ -27,6 +27,7 @@ export function register(program: Command): void {
     .option('--device <device>', 'cpu, cuda or auto', 'cpu')
     .option('--threads <n>', 'ONNX Runtime threads (0: all cores)', '0')
     .option('--json', 'print the metrics as JSON')
+    .option('--record <name>', 'store the metrics in the model\'s manifest.json under metrics.<name> (e.g. test)')
     .action(async (model: string, opts) => {
       const manifest = await readManifest(model, { verify: true });
       let dataset: Dataset;
@@ -48,6 +49,10 @@ export function register(program: Command): void {
         device: parseDevice(opts.device),
         threads: parseNumber(opts.threads, '--threads', { integer: true, min: 0 }),
       });
+      if (opts.record) {
+        const dataset = opts.data === 'fashion-mnist' || opts.data === 'fashionloc' ? { data: 'fashionloc', split: opts.split, count: Number(opts.count), seed: Number(opts.seed) } : { data: opts.data };
+        await writeManifest(model, { ...manifest, metrics: { ...manifest.metrics, [opts.record]: { ...metrics, dataset } } });
+      }
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ model, samples: dataset.length, metrics })}\n`);
         return;

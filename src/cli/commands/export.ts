@@ -2,7 +2,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadCheckpoint } from '../../artifacts/checkpoint';
-import { exportModel } from '../../artifacts/export';
+import { exportModel, FILES } from '../../artifacts/export';
+import { readManifest } from '../../artifacts/manifest';
 import { parseOptimizer } from '../../model/optimizers';
 import { builtinSpec, parseSpec, type ModelSpec, BUILTIN_SPECS } from '../../model/spec';
 
@@ -32,14 +33,18 @@ export function register(program: Command): void {
     .command('export')
     .description('write infer.onnx, train_step.onnx, eval.onnx, a checkpoint and manifest.json for a model')
     .option('--arch <name|spec.json>', `architecture: ${Object.keys(BUILTIN_SPECS).join(', ')} or a JSON spec file`)
-    .option('--from <checkpoint>', 're-export infer.onnx (and the rest) from a checkpoint.safetensors')
+    .option('--from <model|checkpoint>', 're-export from a model folder or a checkpoint.safetensors (metrics and lineage carry over from a folder)')
     .requiredOption('--out <dir>', 'output folder')
     .option('--optimizer <name>', 'sgd, adam or adamw', 'adam')
     .option('--seed <n>', 'initialisation seed', '0')
     .option('--no-training', 'write only infer.onnx, the checkpoint and the manifest')
+    .option('--weights-only', 'leave the optimizer state out of the checkpoint (a smaller file to ship)')
     .action(async (opts) => {
       if (!opts.arch && !opts.from) throw new Error('give --arch or --from');
-      const checkpoint = opts.from ? await loadCheckpoint(opts.from) : undefined;
+      const fromFolder = opts.from && (await fs.stat(opts.from).catch(() => undefined))?.isDirectory();
+      const source = fromFolder ? await readManifest(opts.from) : undefined;
+      const loaded = opts.from ? await loadCheckpoint(fromFolder ? path.join(opts.from, FILES.checkpoint) : opts.from) : undefined;
+      const checkpoint = loaded && opts.weightsOnly ? { spec: loaded.spec, params: loaded.params } : loaded;
       const spec = checkpoint?.spec ?? (await resolveSpec(opts.arch));
       const seed = Number(opts.seed);
       if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${opts.seed}`);
@@ -50,6 +55,9 @@ export function register(program: Command): void {
         optimizer: parseOptimizer(opts.optimizer),
         training: opts.training,
         checkpoint,
+        name: source?.name,
+        metrics: source?.metrics,
+        lineage: source ? { ...source.lineage, exportedFrom: opts.from } : undefined,
       });
       for (const [file, info] of Object.entries(manifest.files)) {
         process.stdout.write(`${path.join(opts.out, file)}  ${(info.bytes / 1e6).toFixed(2)} MB\n`);
