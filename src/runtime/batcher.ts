@@ -19,7 +19,10 @@ export interface BatcherOptions {
 export interface SubmitOptions {
   /** Absolute time (Date.now() milliseconds) after which the request is dropped if not yet running. */
   deadline?: number;
-  /** Aborting removes the request from the queue; a running batch finishes but its result is discarded. */
+  /**
+   * Aborting removes the request from the queue (failing it with the abort reason when that is a
+   * RuntimeError, else `cancelled`); a running batch finishes but its result is discarded.
+   */
   signal?: AbortSignal;
 }
 
@@ -77,7 +80,10 @@ export class DynamicBatcher<T, R> {
       const drop = (error: RuntimeError) => {
         if (this.remove(entry)) reject(error);
       };
-      const onAbort = () => drop(new RuntimeError('cancelled', 'the request was cancelled while queued'));
+      const onAbort = () => {
+        const reason = opts.signal?.reason;
+        drop(reason instanceof RuntimeError ? reason : new RuntimeError('cancelled', 'the request was cancelled while queued'));
+      };
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       const deadlineTimer =
         opts.deadline === undefined

@@ -28,7 +28,7 @@ describe('ModelRegistry', () => {
       { name: 'tiny', versions: [1, 2] },
       { name: 'other', versions: [3] },
     ]);
-    registry = new ModelRegistry({ ...execution, root, log: (m) => process.stderr.write(m + '\n'), observe: () => ({ batch: (n) => batches.push(n) }) });
+    registry = new ModelRegistry({ ...execution, root, observe: () => ({ batch: (n) => batches.push(n) }) });
     await registry.loadAll();
   });
 

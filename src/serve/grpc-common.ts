@@ -2,6 +2,7 @@
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { RuntimeError } from '../runtime/errors';
 import { presentedKey } from './auth';
 import { invalid, type ServiceError } from './errors';
 import type { CallContext, InferenceService } from './service';
@@ -72,10 +73,16 @@ export function grpcError(error: ServiceError): Partial<grpc.StatusObject> {
 /** The call's deadline and a signal that fires when the client cancels. */
 export function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): CallContext {
   const controller = new AbortController();
-  call.once('cancelled', () => controller.abort());
   const deadline = call.getDeadline();
   const ms = deadline instanceof Date ? deadline.getTime() : deadline;
-  return { signal: controller.signal, deadline: Number.isFinite(ms) ? ms : undefined };
+  const expiry = Number.isFinite(ms) ? ms : undefined;
+  // grpc-js reports an expired deadline as a cancellation; keep the two apart for clients and metrics.
+  call.once('cancelled', () =>
+    controller.abort(
+      expiry !== undefined && Date.now() >= expiry ? new RuntimeError('deadline_exceeded', 'the gRPC deadline passed while the request was queued') : undefined,
+    ),
+  );
+  return { signal: controller.signal, deadline: expiry };
 }
 
 export function metadataKey(metadata: grpc.Metadata): string | undefined {

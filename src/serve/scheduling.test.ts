@@ -87,10 +87,13 @@ describe('scheduling: batching, overload, deadlines, cancellation', () => {
     expect(late.status).toBe(504);
     expect(((await late.json()) as Message).error).toMatch(/deadline passed while it was queued/);
     await expect(unaryCall(clients.inference, 'ModelInfer', grpcRequest(1), { deadline: Date.now() + 50 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await metric(/trident_requests_total\{model="tiny",protocol="grpc",endpoint="infer",status="deadline_exceeded"\} (\d+)/)).toBe(1);
   });
 
   it('drops queued work when the client disconnects or cancels', async () => {
     const cancelledBefore = await metric(/trident_requests_total\{model="tiny",protocol="rest",endpoint="infer",status="cancelled"\} (\d+)/);
+    const grpcCancelledBefore = await metric(/trident_requests_total\{model="tiny",protocol="grpc",endpoint="infer",status="cancelled"\} (\d+)/);
     const batchesBefore = await metric(/trident_batch_size_count\{model="tiny",version="1"\} (\d+)/);
     const controller = new AbortController();
     const aborted = restInfer(2, {}, { signal: controller.signal });
@@ -103,7 +106,7 @@ describe('scheduling: batching, overload, deadlines, cancellation', () => {
 
     await new Promise((r) => setTimeout(r, QUEUE_DELAY_MS + 100));
     expect(await metric(/trident_requests_total\{model="tiny",protocol="rest",endpoint="infer",status="cancelled"\} (\d+)/)).toBe(cancelledBefore + 1);
-    expect(await metric(/trident_requests_total\{model="tiny",protocol="grpc",endpoint="infer",status="cancelled"\} (\d+)/)).toBe(1);
+    expect(await metric(/trident_requests_total\{model="tiny",protocol="grpc",endpoint="infer",status="cancelled"\} (\d+)/)).toBe(grpcCancelledBefore + 1);
     expect(await metric(/trident_batch_size_count\{model="tiny",version="1"\} (\d+)/)).toBe(batchesBefore);
   });
 });
