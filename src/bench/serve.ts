@@ -7,7 +7,7 @@
  *   node dist/bench/serve.js [--models DIR] [--model NAME] [--threads N] [--max-batch N] [--seconds S]
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,7 +74,7 @@ async function closedLoop(name: string, concurrency: number, seconds: number, sa
 
 async function modelFolder(opts: ServeBenchOptions): Promise<{ root: string; manifest: Manifest; dir: string }> {
   const base = path.join(opts.models, opts.model);
-  const versions = existsSync(base) ? (await import('node:fs')).readdirSync(base).filter((v) => /^\d+$/.test(v)).map(Number).sort((a, b) => b - a) : [];
+  const versions = existsSync(base) ? readdirSync(base).filter((v) => /^\d+$/.test(v)).map(Number).sort((a, b) => b - a) : [];
   for (const v of versions) {
     const dir = path.join(base, String(v));
     if (existsSync(path.join(dir, 'manifest.json'))) return { root: opts.models, dir, manifest: await readManifest(dir, { verify: true }) };
@@ -148,7 +148,7 @@ export async function runServeBenchmark(options: Partial<ServeBenchOptions> = {}
   const png = await sharp(Buffer.from(new Uint8Array(width * height * 3).map((_, i) => (i * 7) & 0xff)), { raw: { width, height, channels: 3 } }).png().toBuffer();
   const client = new (protos().inference.GRPCInferenceService)(`127.0.0.1:${server.grpc}`, grpc.credentials.createInsecure());
   const grpcRequest = {
-    model_name: manifest.name,
+    model_name: opts.model,
     inputs: [{ name: manifest.input.name, datatype: 'FP32', shape: [1, channels, height, width] }],
     raw_input_contents: [tensor],
   };
@@ -163,12 +163,12 @@ export async function runServeBenchmark(options: Partial<ServeBenchOptions> = {}
       const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
       served.push(
         await closedLoop('REST tensor infer (binary)', concurrency, opts.seconds, 1, () =>
-          post(agent, server.http, `/v2/models/${manifest.name}/infer`, { 'content-type': 'application/octet-stream', 'inference-header-content-length': header.length }, tensorBody),
+          post(agent, server.http, `/v2/models/${opts.model}/infer`, { 'content-type': 'application/octet-stream', 'inference-header-content-length': header.length }, tensorBody),
         ),
       );
       served.push(
         await closedLoop('REST image predict (PNG)', concurrency, opts.seconds, 1, () =>
-          post(agent, server.http, `/v2/models/${manifest.name}/predict`, { 'content-type': 'image/png' }, png),
+          post(agent, server.http, `/v2/models/${opts.model}/predict`, { 'content-type': 'image/png' }, png),
         ),
       );
       served.push(await closedLoop('gRPC infer (raw contents)', concurrency, opts.seconds, 1, grpcInfer));
@@ -179,7 +179,7 @@ export async function runServeBenchmark(options: Partial<ServeBenchOptions> = {}
     server.child.disconnect();
     await new Promise((r) => server.child.once('exit', r));
   }
-  return { model: manifest.name, options: opts, raw: { batch1, batched }, served, checks: checks(batch1, batched, served, opts) };
+  return { model: opts.model, options: opts, raw: { batch1, batched }, served, checks: checks(batch1, batched, served, opts) };
 }
 
 function checks(batch1: Measurement, batched: Measurement, served: Measurement[], opts: ServeBenchOptions) {

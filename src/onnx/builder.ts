@@ -137,9 +137,31 @@ export class GraphBuilder implements ShapeContext {
 
   /** Declares `value` as a graph output, renaming through Identity when a different name is wanted. */
   output(value: string, name = value): string {
-    const out = name === value ? value : this.op('Identity', [value], {}, { names: [name] });
+    const out = name === value ? value : this.renameable(value) ? this.rename(value, name) : this.op('Identity', [value], {}, { names: [name] });
     this.outputs.push({ name: out, ...this.types.get(out)! });
     return out;
+  }
+
+  /** A node output that is not a graph input, initializer or output can take another name without a copy. */
+  private renameable(value: string): boolean {
+    return (
+      !this.constants.has(value) &&
+      !this.inputs.some((v) => v.name === value) &&
+      !this.outputs.some((v) => v.name === value) &&
+      this.nodes.some((n) => n.outputs.includes(value))
+    );
+  }
+
+  /** Renames a node output everywhere it is used, so a graph output needs no Identity copy. */
+  private rename(value: string, name: string): string {
+    this.claim(name);
+    for (const n of this.nodes) {
+      n.outputs = n.outputs.map((o) => (o === value ? name : o));
+      n.inputs = n.inputs.map((i) => (i === value ? name : i));
+    }
+    this.types.set(name, this.types.get(value)!);
+    this.types.delete(value);
+    return name;
   }
 
   build(): Graph {

@@ -18,7 +18,7 @@ describe('onnx IR serialisation', () => {
     expect(back.irVersion).toBe(8);
     expect(back.metadata).toEqual({ note: 'hello' });
     expect(back.graph.inputs).toEqual([{ name: 'x', dtype: 'float32', shape: ['N', 3] }]);
-    expect(back.graph.nodes.map((n) => n.opType)).toEqual(['Gemm', 'Relu', 'Identity']);
+    expect(back.graph.nodes.map((n) => n.opType)).toEqual(['Gemm', 'Relu']);
     expect(back.graph.nodes[0].attrs.alpha).toEqual({ type: 'float', value: 0.5 });
     expect(Array.from(back.graph.initializers[0].data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(encodeModel(back)).toEqual(encodeModel(model));
@@ -42,5 +42,21 @@ describe('onnx IR serialisation', () => {
     const p = b.op('MaxPool', [c], { kernel_shape: [2, 2], strides: [2, 2] });
     expect(b.shape(p)).toEqual(['N', 8, 14, 14]);
     expect(b.shape(b.op('Flatten', [p], { axis: 1 }))).toEqual(['N', 8 * 14 * 14]);
+  });
+});
+
+describe('graph outputs', () => {
+  it('renames a node output instead of copying it, and copies graph inputs', () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', 'float32', [2]);
+    const y = b.op('Neg', [x]);
+    const z = b.op('Exp', [y]);
+    b.output(y, 'negated');
+    b.output(x, 'same');
+    b.output(z, 'exp');
+    const g = b.build();
+    expect(g.nodes.map((n) => n.opType)).toEqual(['Neg', 'Exp', 'Identity']);
+    expect(g.nodes[1].inputs).toEqual(['negated']);
+    expect(g.outputs.map((o) => o.name)).toEqual(['negated', 'same', 'exp']);
   });
 });
