@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     post({ type: 'load_failed', message: (e as Error).message });
     return;
   }
-  port.on('message', async (msg: ToWorker) => {
+  const handle = async (msg: ToWorker) => {
     if (msg.type === 'close') {
       await session.release();
       port.close();
@@ -45,6 +45,11 @@ async function main(): Promise<void> {
     } catch (e) {
       post({ type: 'run_failed', id: msg.id, message: (e as Error).message });
     }
+  };
+  // Runs queue here one after another; the main thread may hand over the next before this one ends.
+  let previous: Promise<void> = Promise.resolve();
+  port.on('message', (msg: ToWorker) => {
+    previous = previous.then(() => handle(msg));
   });
 }
 

@@ -74,6 +74,10 @@ export class ModelRegistry {
     return [...this.loaded.keys()].sort();
   }
 
+  has(name: string): boolean {
+    return this.loaded.has(name);
+  }
+
   /** True while no load is in progress. */
   get settled(): boolean {
     return this.loading.size === 0;

@@ -14,6 +14,8 @@ export interface ExecutionOptions {
   instances: number;
   /** Intra-op threads per session. */
   threads: number;
+  /** Batches handed to one worker at a time: 2 lets it start the next without waiting for the main thread. */
+  workerDepth?: number;
   maxBatch: number;
   maxQueueDelayMs: number;
   maxQueueSize: number;
@@ -62,7 +64,7 @@ export class ModelVersion {
     const graphFile = path.join(dir, manifest.graphs.infer.file);
     const dynamicBatch = inputs.every((t) => t.shape[0] === -1);
     const maxBatch = dynamicBatch ? opts.maxBatch : 1;
-    const pool = await WorkerPool.create({ model: graphFile, size: opts.instances, device: opts.device, threads: opts.threads, log: opts.log });
+    const pool = await WorkerPool.create({ model: graphFile, size: opts.instances, device: opts.device, threads: opts.threads, depth: opts.workerDepth, log: opts.log });
     try {
       const warmUp = (rows: number) => () => Object.fromEntries(inputs.map((t) => [t.name, zeros(t.dtype, t.shape.map((d) => (d === -1 ? rows : d)))]));
       await pool.runOnEach(warmUp(1));
@@ -73,7 +75,7 @@ export class ModelVersion {
     }
     const observer = opts.observe?.(name, version) ?? {};
     const batcher = new DynamicBatcher<Feeds, Feeds>(
-      { maxBatch, maxQueueDelayMs: opts.maxQueueDelayMs, maxQueueSize: opts.maxQueueSize, concurrency: pool.size },
+      { maxBatch, maxQueueDelayMs: opts.maxQueueDelayMs, maxQueueSize: opts.maxQueueSize, concurrency: pool.capacity },
       (items) => runBatch(pool, items),
       (feeds) => batchSize(feeds),
       observer,

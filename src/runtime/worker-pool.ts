@@ -1,4 +1,8 @@
-/** A fixed set of worker threads, each holding one session of the same model; runs go to an idle worker. */
+/**
+ * A fixed set of worker threads, each holding one session of the same model. Each worker may hold
+ * `depth` runs: one executing and the rest waiting inside the worker, so that it starts its next
+ * run without a round trip through the (possibly busy) main thread.
+ */
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { RuntimeError } from './errors';
@@ -13,6 +17,8 @@ export interface WorkerPoolOptions {
   device: Device;
   /** Intra-op threads per session; 0 lets ONNX Runtime decide. */
   threads: number;
+  /** Runs handed to one worker at a time (default 2). */
+  depth?: number;
   log?: (message: string) => void;
 }
 
@@ -24,11 +30,11 @@ interface Job {
 
 const WORKER_SCRIPT = path.join(__dirname, 'infer-worker.js');
 
-/** One worker thread running at most one job at a time. */
+/** One worker thread and the runs handed to it. */
 class SessionWorker {
   provider: 'cpu' | 'cuda' = 'cpu';
   private readonly worker: Worker;
-  private job: Job | undefined;
+  private readonly jobs = new Map<number, Job>();
   private nextId = 0;
   private closing = false;
 
@@ -40,8 +46,8 @@ class SessionWorker {
     this.worker = new Worker(WORKER_SCRIPT, { workerData: init });
   }
 
-  get busy(): boolean {
-    return this.job !== undefined;
+  get load(): number {
+    return this.jobs.size;
   }
 
   /** Resolves once the worker's session is created. */
@@ -67,11 +73,11 @@ class SessionWorker {
             this.log?.(msg.message);
             return;
           case 'result':
-            this.finish()?.resolve(msg.outputs);
+            this.take(msg.id)?.resolve(msg.outputs);
             this.events.idle();
             return;
           case 'run_failed':
-            this.finish()?.reject(new RuntimeError('internal', `ONNX Runtime failed: ${msg.message}`));
+            this.take(msg.id)?.reject(new RuntimeError('internal', `ONNX Runtime failed: ${msg.message}`));
             this.events.idle();
             return;
         }
@@ -80,8 +86,9 @@ class SessionWorker {
   }
 
   run(job: Job): void {
-    this.job = job;
-    this.worker.postMessage({ type: 'run', id: this.nextId++, feeds: job.feeds }, transferList(job.feeds));
+    const id = this.nextId++;
+    this.jobs.set(id, job);
+    this.worker.postMessage({ type: 'run', id, feeds: job.feeds }, transferList(job.feeds));
   }
 
   async close(): Promise<void> {
@@ -93,29 +100,28 @@ class SessionWorker {
     clearTimeout(timeout);
   }
 
-  private finish(): Job | undefined {
-    const job = this.job;
-    this.job = undefined;
+  private take(id: number): Job | undefined {
+    const job = this.jobs.get(id);
+    this.jobs.delete(id);
     return job;
   }
 
   private fail(reason: string): void {
-    this.finish()?.reject(new RuntimeError('internal', reason));
+    for (const job of this.jobs.values()) job.reject(new RuntimeError('internal', reason));
+    this.jobs.clear();
     if (!this.closing) this.events.exit(this, reason);
   }
 }
 
 export class WorkerPool {
   private readonly waiting: Job[] = [];
+  private readonly workers: SessionWorker[] = [];
   private closed = false;
 
-  private constructor(
-    private readonly opts: WorkerPoolOptions,
-    private readonly workers: SessionWorker[],
-  ) {}
+  private constructor(private readonly opts: WorkerPoolOptions) {}
 
   static async create(opts: WorkerPoolOptions): Promise<WorkerPool> {
-    const pool = new WorkerPool(opts, []);
+    const pool = new WorkerPool(opts);
     const started = Array.from({ length: opts.size }, () => pool.spawn());
     const results = await Promise.allSettled(started);
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -130,11 +136,20 @@ export class WorkerPool {
     return this.workers.length;
   }
 
+  /** Runs the pool can hold at once: workers × depth. */
+  get capacity(): number {
+    return this.opts.size * this.depth;
+  }
+
   get provider(): 'cpu' | 'cuda' {
     return this.workers[0]?.provider ?? 'cpu';
   }
 
-  /** Runs the session on the next idle worker. The feeds' buffers are transferred (detached here). */
+  private get depth(): number {
+    return Math.max(1, this.opts.depth ?? 2);
+  }
+
+  /** Runs the session on the least loaded worker. The feeds' buffers are transferred (detached here). */
   run(feeds: Feeds): Promise<Feeds> {
     if (this.closed) return Promise.reject(new RuntimeError('unavailable', 'the model is being unloaded'));
     return new Promise((resolve, reject) => {
@@ -145,15 +160,7 @@ export class WorkerPool {
 
   /** Runs `makeFeeds()` once on every worker, e.g. to warm each session up. */
   async runOnEach(makeFeeds: () => Feeds): Promise<void> {
-    await Promise.all(
-      this.workers.map(
-        (w) =>
-          new Promise<Feeds>((resolve, reject) => {
-            if (w.busy) reject(new Error('runOnEach needs an idle pool'));
-            else w.run({ feeds: makeFeeds(), resolve, reject });
-          }),
-      ),
-    );
+    await Promise.all(this.workers.map((w) => new Promise<Feeds>((resolve, reject) => w.run({ feeds: makeFeeds(), resolve, reject }))));
   }
 
   async close(): Promise<void> {
@@ -181,9 +188,11 @@ export class WorkerPool {
   }
 
   private dispatch(): void {
-    for (const worker of this.workers) {
-      if (this.waiting.length === 0) return;
-      if (!worker.busy) worker.run(this.waiting.shift()!);
+    while (this.waiting.length > 0) {
+      let target: SessionWorker | undefined;
+      for (const w of this.workers) if (w.load < this.depth && (!target || w.load < target.load)) target = w;
+      if (!target) return;
+      target.run(this.waiting.shift()!);
     }
   }
 }

@@ -158,7 +158,7 @@ export class InferenceService {
       status = error.code;
       throw error;
     } finally {
-      const model = labels.model && this.registry.names.includes(labels.model) ? labels.model : '';
+      const model = labels.model && this.registry.has(labels.model) ? labels.model : '';
       this.metrics.request({ model, protocol: labels.protocol, endpoint: labels.endpoint, status }, (performance.now() - start) / 1000);
       this.metrics.inflight.dec();
       if (--this.inflight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
@@ -181,7 +181,7 @@ export class InferenceService {
 
   modelReady(name: string, version?: string): boolean {
     const v = version ? parseVersion(version) : undefined;
-    if (!this.registry.names.includes(name)) throw new ServiceError('not_found', `unknown model "${name}"`);
+    if (!this.registry.has(name)) throw new ServiceError('not_found', `unknown model "${name}"`);
     return this.ready() && this.registry.isReady(name, v);
   }
 

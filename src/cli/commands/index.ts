@@ -5,9 +5,10 @@ import * as evalCommand from './eval';
 import * as predictCommand from './predict';
 import * as benchCommand from './bench';
 import * as dataCommand from './data';
+import * as serveCommand from './serve';
 
 /** Every subcommand module exports `register(program)`; the order here is the order in --help. */
-const COMMANDS: { register(program: Command): void }[] = [exportCommand, trainCommand, evalCommand, predictCommand, dataCommand, benchCommand];
+const COMMANDS: { register(program: Command): void }[] = [exportCommand, trainCommand, evalCommand, predictCommand, serveCommand, dataCommand, benchCommand];
 
 export function registerCommands(program: Command): void {
   for (const c of COMMANDS) c.register(program);
