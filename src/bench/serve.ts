@@ -4,7 +4,8 @@
  * own process, same threads per session) through REST tensor infer (binary tensors), REST image
  * predict and gRPC infer (raw contents), each at several client concurrencies.
  *
- *   node dist/bench/serve.js [--models DIR] [--model NAME] [--threads N] [--max-batch N] [--seconds S]
+ *   node dist/bench/serve.js [--models DIR] [--model NAME] [--threads N] [--instances N] [--max-batch N]
+ *                            [--seconds S] [--concurrency 1,16,64] [--json]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
@@ -27,6 +28,8 @@ export interface ServeBenchOptions {
   models: string;
   model: string;
   threads: number;
+  /** Worker threads (sessions) in the server. */
+  instances: number;
   maxBatch: number;
   seconds: number;
   concurrencies: number[];
@@ -49,7 +52,7 @@ export interface ServeBenchResult {
   checks: { name: string; value: number; target: string; met: boolean }[];
 }
 
-const DEFAULTS: ServeBenchOptions = { models: 'models', model: 'fashionloc', threads: 1, maxBatch: 32, seconds: 3, concurrencies: [1, 16, 64] };
+const DEFAULTS: ServeBenchOptions = { models: 'models', model: 'fashionloc', threads: 1, instances: 1, maxBatch: 32, seconds: 3, concurrencies: [1, 16, 64] };
 
 function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -135,7 +138,7 @@ export async function runServeBenchmark(options: Partial<ServeBenchOptions> = {}
     httpPort: 0,
     grpcPort: 0,
     threads: opts.threads,
-    instances: 1,
+    instances: opts.instances,
     maxBatch: opts.maxBatch,
     maxQueueSize: 4096,
     versionPolicy: 'latest',
@@ -208,7 +211,7 @@ export function formatServeBenchmark(r: ServeBenchResult): string {
   const headers = ['measure', 'concurrency', 'samples/s', 'p50 ms', 'p99 ms'];
   const o = r.options;
   return [
-    `${r.model}: ${o.threads} ONNX Runtime thread(s) per session, max batch ${o.maxBatch}, ${o.seconds} s per cell, ${os.cpus().length} CPUs`,
+    `${r.model}: ${o.threads} ONNX Runtime thread(s) per session, ${o.instances} server worker(s), max batch ${o.maxBatch}, ${o.seconds} s per cell, ${os.cpus().length} CPUs`,
     table(headers, [row(r.raw.batch1), row(r.raw.batched), ...r.served.map(row)]),
     '',
     table(['target', 'measured', 'wanted', 'met'], r.checks.map((c) => [c.name, c.value, c.target, c.met ? 'yes' : 'no'])),
@@ -232,6 +235,7 @@ function parseArgs(argv: string[]): Partial<ServeBenchOptions> & { json?: boolea
       case '--models': out.models = value(); break;
       case '--model': out.model = value(); break;
       case '--threads': out.threads = number('--threads'); break;
+      case '--instances': out.instances = number('--instances'); break;
       case '--max-batch': out.maxBatch = number('--max-batch'); break;
       case '--seconds': out.seconds = number('--seconds'); break;
       case '--concurrency': out.concurrencies = value().split(',').map(Number); break;
