@@ -100,4 +100,17 @@ describe('ModelRegistry', () => {
     await expect(registry.load('../etc')).rejects.toMatchObject({ code: 'invalid_argument' });
     await expect(registry.load('missing')).rejects.toMatchObject({ code: 'not_found' });
   });
+
+  it('fails clearly when CUDA is demanded where its execution provider is missing', async () => {
+    const cuda = new ModelRegistry({ ...execution, root, device: 'cuda' });
+    const available = await cuda.load('tiny').then(
+      () => true,
+      (e: Error) => {
+        expect(e.message).toMatch(/CUDA execution provider is not available/);
+        return false;
+      },
+    );
+    if (available) expect(cuda.resolve('tiny').provider).toBe('cuda');
+    await cuda.close();
+  });
 });

@@ -73,7 +73,7 @@ export async function startServer(config: ServeConfig, log: Logger = createLogge
       log.info({ inflight: service.inflightCount, timeoutMs }, 'draining');
       httpServer.close();
       httpServer.closeIdleConnections();
-      if (grpc) for (const port of [grpc.port]) grpc.server.unbind(`${config.host}:${port}`);
+      grpc?.server.unbind(`${config.host}:${grpc.port}`);
       let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
         service.idle().then(() => true),

@@ -49,7 +49,7 @@ function toConfig(flags: ServeFlags): ServeConfig {
     maxQueueDelayMs: parseNumber(flags.maxQueueDelay, '--max-queue-delay', { min: 0 }),
     maxQueueSize: int(flags.maxQueue, '--max-queue', 1),
     versionPolicy: versions,
-    maxBodyBytes: parseNumber(flags.maxBody, '--max-body', { min: 0.001 }) * MIB,
+    maxBodyBytes: Math.round(parseNumber(flags.maxBody, '--max-body', { min: 0.001 }) * MIB),
     maxGrpcMessageBytes: Math.round(parseNumber(flags.maxGrpcMessage, '--max-grpc-message', { min: 0.001 }) * MIB),
     maxPixels: int(flags.maxPixels, '--max-pixels', 1),
     maxImages: int(flags.maxImages, '--max-images', 1),

@@ -1,0 +1,88 @@
+/**
+ * Checks a job's data fully before the job exists: every annotation line, every image decoded,
+ * every label and box checked against the model. Problems name the file and line as the client
+ * knows them; nothing reaches the model.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Manifest } from '../artifacts/manifest';
+import { AnnotationError, loadAnnotatedDataset } from '../data/annotations';
+import type { UploadLimits } from './config';
+import { FinetuneError } from './errors';
+import { heldOutCount } from './params';
+import type { DataInfo } from './record';
+
+export interface CheckedData {
+  info: DataInfo;
+  warnings: string[];
+}
+
+export interface DataToCheck {
+  /** The annotation file on disk; images are relative to its folder. */
+  jsonl: string;
+  /** How the client names that file, used in messages instead of the server's path. */
+  displayName: string;
+  source: DataInfo['source'];
+  valShare: number;
+}
+
+export async function checkData(data: DataToCheck, manifest: Manifest, limits: UploadLimits): Promise<CheckedData> {
+  const { jsonl, displayName } = data;
+  let text: string;
+  try {
+    text = await fs.readFile(jsonl, 'utf8');
+  } catch {
+    throw new FinetuneError('invalid', `${displayName}: the annotation file is missing`);
+  }
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '').length;
+  if (lines === 0) throw new FinetuneError('invalid', `${displayName}: no samples (the annotation file is empty)`);
+  if (lines > limits.maxSamples) throw new FinetuneError('too_large', `${displayName}: ${lines} samples; the limit is ${limits.maxSamples}`);
+
+  const warnings: string[] = [];
+  let loaded;
+  try {
+    loaded = await loadAnnotatedDataset(jsonl, manifest.labels, manifest.spec.input, {
+      maxPixels: limits.maxPixels,
+      onWarning: (w) => warnings.push(w.split(jsonl).join(displayName)),
+    });
+  } catch (e) {
+    if (e instanceof AnnotationError) throw new FinetuneError('invalid', `${displayName}:${e.line}: ${e.problem}`);
+    throw new FinetuneError('invalid', (e as Error).message.split(jsonl).join(displayName));
+  }
+  const { samples, report } = loaded;
+  const held = heldOutCount(samples.length, data.valShare);
+  if (held < 1 || samples.length - held < 1) {
+    throw new FinetuneError('invalid', `${displayName}: ${samples.length} sample(s); a job needs at least one to train on and one held out (val_share ${data.valShare})`);
+  }
+  const { sha256, bytes } = await dataChecksum(jsonl, samples.map((s) => s.file));
+  return {
+    info: {
+      source: data.source,
+      annotations: displayName,
+      samples: samples.length,
+      withObject: report.withObject,
+      withoutObject: report.withoutObject,
+      sha256,
+      bytes,
+    },
+    warnings,
+  };
+}
+
+/**
+ * sha256 over the annotation file and the images it names: one line "relative-path NUL sha256"
+ * per file, sorted by path, so the same data gives the same checksum however it arrived.
+ */
+export async function dataChecksum(jsonl: string, files: readonly string[]): Promise<{ sha256: string; bytes: number }> {
+  const root = path.dirname(jsonl);
+  const entries = new Map<string, string>();
+  let bytes = 0;
+  for (const relative of new Set([path.basename(jsonl), ...files])) {
+    const content = await fs.readFile(path.join(root, relative));
+    bytes += content.length;
+    entries.set(relative.split(path.sep).join('/'), createHash('sha256').update(content).digest('hex'));
+  }
+  const listing = [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, hash]) => `${name}\0${hash}\n`);
+  return { sha256: createHash('sha256').update(listing.join('')).digest('hex'), bytes };
+}

@@ -1,0 +1,135 @@
+/** A job's persistent record and the progress events it emits; both are also what the transports send. */
+import type { Metrics } from '../runtime/metrics';
+import type { GateMetric } from './config';
+import type { HyperParams } from './params';
+
+export type JobState = 'queued' | 'running' | 'evaluating' | 'promoting' | 'succeeded' | 'failed' | 'cancelled';
+
+export const ENDED_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
+
+export const isEnded = (state: JobState) => ENDED_STATES.includes(state);
+
+export interface TaskLosses {
+  classification: number;
+  objectness: number;
+  box: number;
+}
+
+export interface DataInfo {
+  source: 'upload' | 'folder';
+  /** The annotation file as the client named it (upload) or the folder reference it gave. */
+  annotations: string;
+  samples: number;
+  withObject: number;
+  withoutObject: number;
+  /** Over the annotation file and every image it names, in a fixed order (see dataChecksum). */
+  sha256: string;
+  bytes: number;
+}
+
+export interface Progress {
+  step: number;
+  totalSteps: number;
+  /** 1-based epoch being trained. */
+  epoch: number;
+  epochs: number;
+  loss?: number;
+  losses?: TaskLosses;
+  imagesPerSecond?: number;
+}
+
+export interface EpochReport {
+  epoch: number;
+  trainLoss: number;
+  valLoss: number;
+  valLosses: TaskLosses;
+  /** Validation metrics on the held-out share. */
+  metrics: Metrics;
+  seconds: number;
+}
+
+export interface MetricsPair {
+  /** Which set: "held-out" or e.g. "fashionloc-test". */
+  name: string;
+  samples: number;
+  candidate: Metrics;
+  serving: Metrics;
+}
+
+export interface Evaluation {
+  metric: GateMetric;
+  tolerance: number;
+  heldOut: MetricsPair;
+  reference?: MetricsPair;
+  /** Why there is no reference set evaluation, when the model has one but it could not be used. */
+  referenceSkipped?: string;
+}
+
+export interface Decision {
+  /** The candidate is not worse than the serving version on every evaluation set. */
+  passed: boolean;
+  forced: boolean;
+  promoted: boolean;
+  reason: string;
+  /** The version written (whether promoted or not). */
+  version: number;
+  /** "latest" after the job. */
+  latest: number;
+}
+
+export interface JobRecord {
+  id: string;
+  model: string;
+  state: JobState;
+  createdAt: string;
+  startedAt?: string;
+  endedAt?: string;
+  /** The serving version the job fine-tunes and is compared against. */
+  parentVersion: number;
+  params: HyperParams;
+  force: boolean;
+  data: DataInfo;
+  progress: Progress;
+  epochs: EpochReport[];
+  evaluation?: Evaluation;
+  decision?: Decision;
+  /** Set once the version number is chosen, before the staging folder is renamed to it. */
+  version?: number;
+  cancelRequested?: boolean;
+  error?: string;
+  warnings: string[];
+}
+
+export interface ReadyInfo {
+  provider: string;
+  trainSamples: number;
+  valSamples: number;
+  stepsPerEpoch: number;
+  totalSteps: number;
+}
+
+export interface StepInfo {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  losses: TaskLosses;
+  imagesPerSecond: number;
+  lr: number;
+}
+
+/** What a watcher receives, in order: a snapshot first, then live events, `end` last. */
+export type JobEvent =
+  | { type: 'snapshot'; job: JobRecord }
+  | { type: 'state'; state: JobState }
+  | { type: 'ready'; ready: ReadyInfo }
+  | { type: 'step'; step: StepInfo }
+  | { type: 'epoch'; epoch: EpochReport }
+  | { type: 'evaluation'; evaluation: Evaluation }
+  | { type: 'decision'; decision: Decision }
+  | { type: 'warning'; warning: string }
+  | { type: 'end'; job: JobRecord };
+
+export type JobEventType = JobEvent['type'];
+
+export const taskLosses = ([classification, objectness, box]: readonly number[]): TaskLosses => ({ classification, objectness, box });

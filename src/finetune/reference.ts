@@ -1,0 +1,31 @@
+/** The reference evaluation set of a model: FashionLoc test canvases for models with Fashion-MNIST's labels. */
+import type { Manifest } from '../artifacts/manifest';
+import { fashionLocDataset, type Dataset } from '../data/dataset';
+import { loadFashionMnistSplit } from '../data/idx';
+import { FASHION_LABELS } from '../model/spec';
+
+/** The seed `trident eval` renders FashionLoc with (FASHIONLOC_EVAL_SEED), so figures compare with manifests' metrics.test. */
+export const REFERENCE_SEED = 20240;
+export const REFERENCE_NAME = 'fashionloc-test';
+
+export interface ReferenceOptions {
+  count: number;
+  fashionMnistDir?: string;
+}
+
+export type ReferenceSet = { name: string; dataset: Dataset } | { skipped: string } | undefined;
+
+export function hasFashionLabels(manifest: Pick<Manifest, 'labels'>): boolean {
+  return manifest.labels.length === FASHION_LABELS.length && manifest.labels.every((l, i) => l === FASHION_LABELS[i]);
+}
+
+/** Undefined when the model has no reference set; `skipped` when it has one that cannot be built here. */
+export async function referenceSet(manifest: Pick<Manifest, 'labels' | 'spec'>, options: ReferenceOptions | undefined): Promise<ReferenceSet> {
+  if (!options || !hasFashionLabels(manifest)) return undefined;
+  try {
+    const test = await loadFashionMnistSplit('test', options.fashionMnistDir);
+    return { name: REFERENCE_NAME, dataset: fashionLocDataset({ test }, manifest.spec.input, 'test', { seed: REFERENCE_SEED, count: options.count }) };
+  } catch (e) {
+    return { skipped: (e as Error).message };
+  }
+}
