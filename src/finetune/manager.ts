@@ -20,7 +20,7 @@ import { decide } from './gate';
 import { parseHyperParams, trainingLength, type HyperParams } from './params';
 import { annotateCandidate, promote, revertPromotion, versionDir, type PromotionPhase } from './promotion';
 import { isEnded, type Decision, type Evaluation, type JobEvent, type JobRecord, type JobState } from './record';
-import { recover, type RecoveryReport } from './recovery';
+import { recover, RESTART_REASON, type RecoveryReport } from './recovery';
 import { JobRunner } from './runner';
 import type { RunPlan } from './runner-protocol';
 import { checkJobId, JobStore, newJobId } from './store';
@@ -73,6 +73,11 @@ export interface ModelVersions {
   history: PointerEntry[];
 }
 
+interface OpenReservation extends Reservation {
+  /** The upload became a job: the queue place is now the job's. */
+  consume(): void;
+}
+
 interface Active {
   record: JobRecord;
   /** The annotation file on disk. */
@@ -107,7 +112,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
   static async open(options: JobManagerOptions): Promise<{ manager: JobManager; recovery: RecoveryReport }> {
     const manager = new JobManager(options);
     const recovery = await recover(options.models, manager.store);
-    for (const id of recovery.interruptedJobs) manager.log(`fine-tune job ${id}: ended by recovery (${'server restarted during the job'})`);
+    for (const id of recovery.interruptedJobs) manager.log(`fine-tune job ${id}: ended by recovery (${RESTART_REASON})`);
     for (const problem of recovery.problems) manager.log(`fine-tune recovery: ${problem}`);
     return { manager, recovery };
   }
@@ -152,7 +157,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
       throw e;
     }
     const uploads = new UploadFolder(this.store.uploadsDir(id), this.config.limits);
-    const reservation: Reservation & { consume(): void } = {
+    const reservation: OpenReservation = {
       id,
       model: name,
       uploads,
@@ -229,7 +234,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
       warnings: checked.warnings,
     };
     await this.store.save(record);
-    (reservation as Reservation & { consume(): void }).consume();
+    (reservation as OpenReservation).consume();
     this.active.set(record.id, { record, jsonl: data.jsonl });
     this.queue.push(record.id);
     this.log(`fine-tune job ${record.id}: queued for ${record.model} version ${parentVersion} (${checked.info.samples} samples)`);
@@ -398,6 +403,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
       };
       const runner = new JobRunner(plan);
       active.runner = runner;
+      if (this.closing) void runner.terminate();
       if (record.cancelRequested) runner.cancel(this.config.cancelGraceMs);
       this.follow(active, runner);
       const outcome = await runner.outcome;

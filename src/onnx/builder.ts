@@ -20,6 +20,7 @@ export class GraphBuilder implements ShapeContext {
   private readonly types = new Map<string, { dtype: DType; shape: Shape }>();
   private readonly constants = new Map<string, TensorValue>();
   private readonly used = new Set<string>();
+  private readonly renames = new Map<string, string>();
   private counter = 0;
 
   constructor(readonly name = 'graph') {}
@@ -145,6 +146,7 @@ export class GraphBuilder implements ShapeContext {
   /** A node output that is not a graph input, initializer or output can take another name without a copy. */
   private renameable(value: string): boolean {
     return (
+      !this.renames.has(value) &&
       !this.constants.has(value) &&
       !this.inputs.some((v) => v.name === value) &&
       !this.outputs.some((v) => v.name === value) &&
@@ -152,24 +154,24 @@ export class GraphBuilder implements ShapeContext {
     );
   }
 
-  /** Renames a node output everywhere it is used, so a graph output needs no Identity copy. */
+  /**
+   * Gives a node output a second name; both stay usable while building, and build() keeps only
+   * the new one, so a graph output needs no Identity copy.
+   */
   private rename(value: string, name: string): string {
     this.claim(name);
-    for (const n of this.nodes) {
-      n.outputs = n.outputs.map((o) => (o === value ? name : o));
-      n.inputs = n.inputs.map((i) => (i === value ? name : i));
-    }
     this.types.set(name, this.types.get(value)!);
-    this.types.delete(value);
+    this.renames.set(value, name);
     return name;
   }
 
   build(): Graph {
+    const renamed = (v: string) => this.renames.get(v) ?? v;
     return {
       name: this.name,
       inputs: [...this.inputs],
       outputs: [...this.outputs],
-      nodes: [...this.nodes],
+      nodes: this.nodes.map((n) => ({ ...n, inputs: n.inputs.map(renamed), outputs: n.outputs.map(renamed) })),
       initializers: [...this.initializers],
     };
   }
