@@ -39,16 +39,19 @@ export async function checkData(data: DataToCheck, manifest: Manifest, limits: U
   if (lines === 0) throw new FinetuneError('invalid', `${displayName}: no samples (the annotation file is empty)`);
   if (lines > limits.maxSamples) throw new FinetuneError('too_large', `${displayName}: ${lines} samples; the limit is ${limits.maxSamples}`);
 
+  // Messages name the client's file, never the server's paths.
+  const root = path.dirname(jsonl);
+  const clientView = (text: string) => text.split(jsonl).join(displayName).split(` ${root}`).join('').split(root).join('.');
   const warnings: string[] = [];
   let loaded;
   try {
     loaded = await loadAnnotatedDataset(jsonl, manifest.labels, manifest.spec.input, {
       maxPixels: limits.maxPixels,
-      onWarning: (w) => warnings.push(w.split(jsonl).join(displayName)),
+      onWarning: (w) => warnings.push(clientView(w)),
     });
   } catch (e) {
-    if (e instanceof AnnotationError) throw new FinetuneError('invalid', `${displayName}:${e.line}: ${e.problem}`);
-    throw new FinetuneError('invalid', (e as Error).message.split(jsonl).join(displayName));
+    if (e instanceof AnnotationError) throw new FinetuneError('invalid', `${displayName}:${e.line}: ${clientView(e.problem)}`);
+    throw new FinetuneError('invalid', clientView((e as Error).message));
   }
   const { samples, report } = loaded;
   const held = heldOutCount(samples.length, data.valShare);

@@ -36,13 +36,6 @@ const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 export async function recover(modelsRoot: string, store: JobStore): Promise<RecoveryReport> {
   const report: RecoveryReport = { interruptedJobs: [], completedJobs: [], abandonedUploads: [], removedStaging: [], repairedPointers: [], problems: [] };
-  for (const id of await store.ids()) {
-    try {
-      await recoverJob(modelsRoot, store, id, report);
-    } catch (e) {
-      report.problems.push(`job ${id}: ${(e as Error).message}`);
-    }
-  }
   for (const model of await modelNames(modelsRoot)) {
     const modelDir = path.join(modelsRoot, model);
     try {
@@ -52,6 +45,14 @@ export async function recover(modelsRoot: string, store: JobStore): Promise<Reco
       if (repaired) report.repairedPointers.push({ model, ...repaired });
     } catch (e) {
       report.problems.push(`model ${model}: ${(e as Error).message}`);
+    }
+  }
+  // After the pointers are repaired, so that completed promotions record the "latest" that serves.
+  for (const id of await store.ids()) {
+    try {
+      await recoverJob(modelsRoot, store, id, report);
+    } catch (e) {
+      report.problems.push(`job ${id}: ${(e as Error).message}`);
     }
   }
   return report;

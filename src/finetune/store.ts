@@ -95,7 +95,7 @@ export class JobStore {
     } catch {
       return [];
     }
-    return entries.filter((e) => ID_PATTERN.test(e));
+    return entries.filter((e) => ID_PATTERN.test(e)).sort();
   }
 
   async hasRecord(id: string): Promise<boolean> {

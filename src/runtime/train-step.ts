@@ -46,6 +46,19 @@ export interface TrainStepOptions {
 
 type TensorSet = Map<string, ort.Tensor>;
 
+/** The batch inputs shared by train_step.onnx and eval.onnx. */
+export function batchFeeds(spec: ModelSpec, batch: TrainBatch): Record<string, ort.Tensor> {
+  const { channels, height, width } = spec.input;
+  const n = batch.size;
+  return {
+    [IO.image]: new ort.Tensor('float32', batch.images, [n, channels, height, width]),
+    [IO.label]: new ort.Tensor('int64', batch.labels, [n]),
+    [IO.objectness]: new ort.Tensor('float32', batch.objectness, [n]),
+    [IO.box]: new ort.Tensor('float32', batch.boxes, [n, 4]),
+    [IO.mask]: new ort.Tensor('float32', batch.mask, [n]),
+  };
+}
+
 export class TrainStepRunner {
   private buffers: [TensorSet, TensorSet] = [new Map(), new Map()];
   private current = 0;
@@ -102,15 +115,9 @@ export class TrainStepRunner {
   }
 
   async run(batch: TrainBatch, hyper: StepHyper): Promise<StepResult> {
-    const { channels, height, width } = this.spec.input;
-    const n = batch.size;
     const scalar = (v: number) => new ort.Tensor('float32', Float32Array.of(v), []);
     const feeds: Record<string, ort.Tensor> = {
-      [IO.image]: new ort.Tensor('float32', batch.images, [n, channels, height, width]),
-      [IO.label]: new ort.Tensor('int64', batch.labels, [n]),
-      [IO.objectness]: new ort.Tensor('float32', batch.objectness, [n]),
-      [IO.box]: new ort.Tensor('float32', batch.boxes, [n, 4]),
-      [IO.mask]: new ort.Tensor('float32', batch.mask, [n]),
+      ...batchFeeds(this.spec, batch),
       [IO.step]: scalar(this.step),
       [IO.lr]: scalar(hyper.lr),
       [IO.weightDecay]: scalar(hyper.weightDecay),

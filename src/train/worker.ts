@@ -14,7 +14,7 @@ import { DEFAULT_OPTIMIZER } from '../model/optimizers';
 import { initParams } from '../model/params';
 import { computeMetrics } from '../runtime/metrics';
 import { createSession } from '../runtime/session';
-import { TrainStepRunner } from '../runtime/train-step';
+import { TrainStepRunner, batchFeeds } from '../runtime/train-step';
 import { encodeModel } from '../onnx/serialize';
 import type { TrainConfig } from './config';
 import type { EpochSummary, FromWorker, ToWorker } from './protocol';
@@ -116,7 +116,6 @@ async function validate(
   valBatches: number,
   weights: [number, number, number],
 ) {
-  const { channels, height, width } = config.spec.input;
   const numClasses = config.spec.heads.classification.labels.length;
   const probs: number[] = [];
   const obj: number[] = [];
@@ -130,11 +129,7 @@ async function validate(
     const batch = await valBatch(i, valBatches);
     const n = batch.size;
     const feeds: Record<string, ort.Tensor> = {
-      [IO.image]: new ort.Tensor('float32', batch.images, [n, channels, height, width]),
-      [IO.label]: new ort.Tensor('int64', batch.labels, [n]),
-      [IO.objectness]: new ort.Tensor('float32', batch.objectness, [n]),
-      [IO.box]: new ort.Tensor('float32', batch.boxes, [n, 4]),
-      [IO.mask]: new ort.Tensor('float32', batch.mask, [n]),
+      ...batchFeeds(config.spec, batch),
       [IO.taskWeights]: new ort.Tensor('float32', Float32Array.from(weights), [3]),
       ...runner.paramTensors(),
     };

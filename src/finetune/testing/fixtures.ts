@@ -44,7 +44,7 @@ function random(seed: number): () => number {
 
 /**
  * `count` PNGs of `size`×`size`: a grey background and, in five of every six, one coloured
- * rectangle whose colour is its label (red, green, blue for the first three `labels`). Files go to
+ * rectangle whose colour is its label (red, green, blue for the first three `names`). Files go to
  * DIR/images/, annotations to DIR/annotations.jsonl.
  */
 export async function makeLabelledSet(dir: string, count = 24, size = 32, seed = 1, names: readonly string[] = ['a', 'b', 'c']): Promise<LabelledSet> {
