@@ -424,8 +424,6 @@ export class JobManager extends EventEmitter<ManagerEvents> {
     } catch (e) {
       const reason = this.closing ? 'server shut down during the job' : (e as Error).message;
       await this.finish(active, 'failed', reason).catch((error: Error) => this.log(`fine-tune job ${record.id}: could not record its failure: ${error.message}`));
-    } finally {
-      await fs.rm(staging, { recursive: true, force: true });
     }
   }
 
@@ -528,6 +526,8 @@ export class JobManager extends EventEmitter<ManagerEvents> {
     record.endedAt = new Date().toISOString();
     if (error) record.error = error;
     try {
+      // After a promotion the staging folder is the new version and no longer exists.
+      await fs.rm(stagingDir(this.modelDir(record.model), record.id), { recursive: true, force: true });
       await this.store.save(record);
       await this.store.removeUploads(record.id);
     } finally {

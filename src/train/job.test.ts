@@ -131,14 +131,16 @@ describe('TrainJob on FashionLoc', () => {
 
   it('with DWA task weighting, a stop in the third epoch and resume also equal the uninterrupted run', async () => {
     const dwa = (name: string, extra: Partial<TrainConfig> = {}) =>
-      config(name, { data: { kind: 'fashionloc', trainCount: 96, valCount: 32 }, epochs: 3, weighting: 'dwa', augment: true, ...extra });
+      config(name, { data: { kind: 'fashionloc', trainCount: 192, valCount: 32 }, epochs: 3, weighting: 'dwa', augment: true, ...extra });
     const whole = await run(dwa('dwa-straight'));
-    expect(whole.steps).toHaveLength(9);
+    expect(whole.steps).toHaveLength(18);
     // DWA changes λ from the third epoch on (it needs two epochs of losses).
     expect(whole.done.epochs[1].taskWeights).toEqual([1, 1, 1]);
     expect(whole.done.epochs[2].taskWeights).not.toEqual([1, 1, 1]);
+    // Batches are requested three steps ahead, so a stop sent at step 13 of 18 lands before the
+    // batch of step 17 and the run always stops inside the third epoch.
     const stopped = await run(dwa('dwa-resumed'), (m, job) => {
-      if (m.step === 7) job.stop();
+      if (m.step === 13) job.stop();
     });
     expect(stopped.done.reason).toBe('stopped');
     const resumed = await run(dwa('dwa-resumed', { resume: true }));
