@@ -1,28 +1,29 @@
 /**
- * Serving benchmark, every figure measured side by side in one run on the default model:
- * raw in-process ONNX Runtime at batch 1 and at the batcher's max batch, then the server (in its
- * own process, same threads per session) through REST tensor infer (binary tensors), REST image
- * predict and gRPC infer (raw contents), each at several client concurrencies.
+ * Serving benchmark, every figure measured side by side in one run on the default model: raw
+ * in-process ONNX Runtime at batch 1 and at the batcher's max batch, then the server through REST
+ * tensor infer (binary tensors), REST image predict and gRPC infer (raw contents), each at several
+ * client concurrencies. The raw measurement and the server run pinned to the same CPUs, the load
+ * generators (wrk for REST, a lean grpc-js client for gRPC) to the others, so that the ratios
+ * compare the server with ONNX Runtime on equal CPUs rather than measure the client.
  *
  *   node dist/bench/serve.js [--models DIR] [--model NAME] [--threads N] [--instances N] [--max-batch N]
- *                            [--seconds S] [--concurrency 1,16,64] [--json]
+ *                            [--seconds S] [--concurrency 1,16,64] [--server-cpus LIST] [--client-cpus LIST]
+ *                            [--no-pin] [--node-client] [--json]
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import http from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import * as ort from 'onnxruntime-node';
-import pino from 'pino';
 import sharp from 'sharp';
 import { exportModel } from '../artifacts/export';
 import { readManifest, type Manifest } from '../artifacts/manifest';
 import { table } from '../cli/format';
-import { createSession } from '../runtime/session';
-import { serveConfig, type ServeConfig } from '../serve/config';
-import { protos } from '../serve/grpc-common';
-import { startServer } from '../serve/server';
+import type { ServeConfig } from '../serve/config';
+import { runChild, sampleTensor, startChild, type LoadShape, type TensorShape } from './serve-child';
+import type { Measurement } from './serve-measure';
+import { wrkAvailable, wrkLoad } from './serve-wrk';
+
+export type { Measurement } from './serve-measure';
 
 export interface ServeBenchOptions {
   models: string;
@@ -33,46 +34,42 @@ export interface ServeBenchOptions {
   maxBatch: number;
   seconds: number;
   concurrencies: number[];
-}
-
-export interface Measurement {
-  name: string;
-  concurrency: number;
-  /** Samples per second. */
-  throughput: number;
-  p50Ms: number;
-  p99Ms: number;
+  /** CPUs (a taskset list) for the server and the raw measurement; undefined = not pinned. */
+  serverCpus?: string;
+  /** CPUs for the load generators. */
+  clientCpus?: string;
+  /** REST load from Node's http client even where wrk is installed. */
+  nodeClient: boolean;
 }
 
 export interface ServeBenchResult {
   model: string;
   options: ServeBenchOptions;
+  /** How the figures were taken: pinning, load generators, load average at the start. */
+  setup: string[];
   raw: { batch1: Measurement; batched: Measurement };
   served: Measurement[];
   checks: { name: string; value: number; target: string; met: boolean }[];
 }
 
-const DEFAULTS: ServeBenchOptions = { models: 'models', model: 'fashionloc', threads: 1, instances: 1, maxBatch: 32, seconds: 3, concurrencies: [1, 16, 64] };
+const DEFAULTS: ServeBenchOptions = { models: 'models', model: 'fashionloc', threads: 1, instances: 1, maxBatch: 32, seconds: 3, concurrencies: [1, 16, 64], nodeClient: false };
+const WARM_UP_SECONDS = 1;
 
-function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+function tasksetAvailable(): boolean {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
-/** Runs `once` from `concurrency` closed-loop clients for `seconds` after a short warm-up. */
-async function closedLoop(name: string, concurrency: number, seconds: number, samplesPerCall: number, once: () => Promise<void>): Promise<Measurement> {
-  const warmUpEnd = performance.now() + Math.min(1000, seconds * 250);
-  const end = warmUpEnd + seconds * 1000;
-  const latencies: number[] = [];
-  const client = async () => {
-    while (performance.now() < end) {
-      const start = performance.now();
-      await once();
-      if (start >= warmUpEnd) latencies.push(performance.now() - start);
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, client));
-  latencies.sort((a, b) => a - b);
-  return { name, concurrency, throughput: (latencies.length * samplesPerCall) / seconds, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) };
+/** Half the CPUs (at least one) for the server, the rest for the clients; none where there is one CPU or no taskset. */
+export function defaultPinning(cpus: number, taskset: boolean): { serverCpus?: string; clientCpus?: string } {
+  if (cpus < 2 || !taskset) return {};
+  const split = Math.floor(cpus / 2);
+  const range = (from: number, to: number) => (from === to ? String(from) : `${from}-${to}`);
+  return { serverCpus: range(0, split - 1), clientCpus: range(split, cpus - 1) };
 }
 
 async function modelFolder(opts: ServeBenchOptions): Promise<{ root: string; manifest: Manifest; dir: string }> {
@@ -88,101 +85,77 @@ async function modelFolder(opts: ServeBenchOptions): Promise<{ root: string; man
   return { root, dir, manifest: await exportModel({ spec: opts.model, outDir: dir, training: false }) };
 }
 
-async function rawThroughput(file: string, manifest: Manifest, batch: number, opts: ServeBenchOptions): Promise<Measurement> {
-  const { session } = await createSession(file, { threads: opts.threads });
-  const { channels, height, width } = manifest.input;
-  const feeds = { [manifest.input.name]: new ort.Tensor('float32', new Float32Array(batch * channels * height * width).fill(0.1), [batch, channels, height, width]) };
-  try {
-    return await closedLoop(`raw ONNX Runtime, batch ${batch}`, 1, opts.seconds, batch, async () => void (await session.run(feeds)));
-  } finally {
-    await session.release();
-  }
+interface ServerChild {
+  http: number;
+  grpc: number;
+  stop(): Promise<void>;
 }
 
-function post(agent: http.Agent, port: number, urlPath: string, headers: http.OutgoingHttpHeaders, body: Buffer): Promise<void> {
+function startServerChild(config: Partial<ServeConfig>, cpus: string | undefined): Promise<ServerChild> {
+  const child = startChild({ role: 'server', config }, cpus);
+  const stop = () => new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.disconnect())));
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method: 'POST', agent, headers: { ...headers, 'content-length': body.length } }, (res) => {
-      res.on('data', () => {});
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode} from ${urlPath}`))));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/** The server runs in a child process so that its event loop does not share a thread with the load generator. */
-function startServerProcess(config: Partial<ServeConfig>): Promise<{ child: ChildProcess; http: number; grpc: number }> {
-  const child = fork(__filename, ['--serve-child', JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => {
-    child.once('message', (m: { http: number; grpc: number }) => resolve({ child, ...m }));
+    child.once('message', (m: { http: number; grpc: number }) => resolve({ ...m, stop }));
     child.once('exit', (code) => reject(new Error(`benchmark server exited with ${code}`)));
   });
 }
 
-async function serveChild(configJson: string): Promise<void> {
-  const server = await startServer(serveConfig(JSON.parse(configJson)), pino({ level: 'warn' }));
-  process.send!({ http: server.httpPort, grpc: server.grpcPort });
-  process.once('disconnect', () => void server.drain(1000).then(() => process.exit(0)));
+/** Request bodies written once: wrk and the Node client both post a file's bytes. */
+async function requestBodies(manifest: Manifest, dir: string): Promise<{ tensorFile: string; headerLength: number; pngFile: string }> {
+  const { channels, height, width } = manifest.input;
+  const tensor = sampleTensor(channels * height * width);
+  const header = Buffer.from(JSON.stringify({ inputs: [{ name: manifest.input.name, shape: [1, channels, height, width], datatype: 'FP32', parameters: { binary_data_size: tensor.length } }] }));
+  const png = await sharp(Buffer.from(new Uint8Array(width * height * 3).map((_, i) => (i * 7) & 0xff)), { raw: { width, height, channels: 3 } }).png().toBuffer();
+  const tensorFile = path.join(dir, 'tensor.bin');
+  const pngFile = path.join(dir, 'image.png');
+  writeFileSync(tensorFile, Buffer.concat([header, tensor]));
+  writeFileSync(pngFile, png);
+  return { tensorFile, headerLength: header.length, pngFile };
 }
 
 export async function runServeBenchmark(options: Partial<ServeBenchOptions> = {}): Promise<ServeBenchResult> {
   const opts = { ...DEFAULTS, ...options };
   const { root, dir, manifest } = await modelFolder(opts);
-  const inferFile = path.join(dir, manifest.graphs.infer.file);
-  const batch1 = await rawThroughput(inferFile, manifest, 1, opts);
-  const batched = await rawThroughput(inferFile, manifest, opts.maxBatch, opts);
-
-  const server = await startServerProcess({
-    models: root,
-    host: '127.0.0.1',
-    httpPort: 0,
-    grpcPort: 0,
-    threads: opts.threads,
-    instances: opts.instances,
-    maxBatch: opts.maxBatch,
-    maxQueueSize: 4096,
-    versionPolicy: 'latest',
-    defaultModel: opts.model,
-  });
   const { channels, height, width } = manifest.input;
-  const tensor = Buffer.from(new Float32Array(channels * height * width).map((_, i) => Math.sin(i)).buffer);
-  const header = Buffer.from(JSON.stringify({ inputs: [{ name: manifest.input.name, shape: [1, channels, height, width], datatype: 'FP32', parameters: { binary_data_size: tensor.length } }] }));
-  const tensorBody = Buffer.concat([header, tensor]);
-  const png = await sharp(Buffer.from(new Uint8Array(width * height * 3).map((_, i) => (i * 7) & 0xff)), { raw: { width, height, channels: 3 } }).png().toBuffer();
-  const client = new (protos().inference.GRPCInferenceService)(`127.0.0.1:${server.grpc}`, grpc.credentials.createInsecure());
-  const grpcRequest = {
-    model_name: opts.model,
-    inputs: [{ name: manifest.input.name, datatype: 'FP32', shape: [1, channels, height, width] }],
-    raw_input_contents: [tensor],
-  };
-  const grpcInfer = () =>
-    new Promise<void>((resolve, reject) =>
-      (client as unknown as Record<string, (r: unknown, cb: (e: Error | null) => void) => void>).ModelInfer(grpcRequest, (e) => (e ? reject(e) : resolve())),
-    );
+  const tensor: TensorShape = { input: manifest.input.name, dims: [1, channels, height, width] };
+  const useWrk = !opts.nodeClient && wrkAvailable();
+  const setup = [
+    opts.serverCpus === undefined ? 'not pinned: server and clients share every CPU' : `server and raw ONNX Runtime pinned to CPU ${opts.serverCpus}, load generators to CPU ${opts.clientCpus}`,
+    `REST load from ${useWrk ? 'wrk (1 thread)' : "Node's http client"}, gRPC load from one grpc-js channel with a pre-encoded request`,
+    `load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+  ];
+
+  const [batch1, batched] = await runChild<Measurement[]>(
+    { role: 'raw', model: path.join(dir, manifest.graphs.infer.file), tensor, threads: opts.threads, batches: [1, opts.maxBatch], seconds: opts.seconds, warmUpSeconds: WARM_UP_SECONDS },
+    opts.serverCpus,
+  );
+
+  const work = mkdtempSync(path.join(os.tmpdir(), 'trident-bench-load-'));
+  const bodies = await requestBodies(manifest, work);
+  const server = await startServerChild(
+    { models: root, host: '127.0.0.1', httpPort: 0, grpcPort: 0, threads: opts.threads, instances: opts.instances, maxBatch: opts.maxBatch, maxQueueSize: 4096, versionPolicy: 'latest', defaultModel: opts.model },
+    opts.serverCpus,
+  );
+  const load = (name: string, concurrency: number): LoadShape => ({ name, concurrency, seconds: opts.seconds, warmUpSeconds: WARM_UP_SECONDS });
+  const rest = async (name: string, urlPath: string, bodyFile: string, headers: Record<string, string>, concurrency: number) =>
+    useWrk
+      ? wrkLoad({ url: `http://127.0.0.1:${server.http}${urlPath}`, bodyFile, headers }, load(name, concurrency), work, opts.clientCpus)
+      : (await runChild<Measurement[]>({ role: 'http-load', port: server.http, path: urlPath, headers, bodyFile, loads: [load(name, concurrency)] }, opts.clientCpus))[0];
 
   const served: Measurement[] = [];
   try {
     for (const concurrency of opts.concurrencies) {
-      const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
       served.push(
-        await closedLoop('REST tensor infer (binary)', concurrency, opts.seconds, 1, () =>
-          post(agent, server.http, `/v2/models/${opts.model}/infer`, { 'content-type': 'application/octet-stream', 'inference-header-content-length': header.length }, tensorBody),
-        ),
+        await rest('REST tensor infer (binary)', `/v2/models/${opts.model}/infer`, bodies.tensorFile, { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(bodies.headerLength) }, concurrency),
+        await rest('REST image predict (PNG)', `/v2/models/${opts.model}/predict`, bodies.pngFile, { 'Content-Type': 'image/png' }, concurrency),
+        ...(await runChild<Measurement[]>({ role: 'grpc-load', address: `127.0.0.1:${server.grpc}`, model: opts.model, tensor, loads: [load('gRPC infer (raw contents)', concurrency)] }, opts.clientCpus)),
       );
-      served.push(
-        await closedLoop('REST image predict (PNG)', concurrency, opts.seconds, 1, () =>
-          post(agent, server.http, `/v2/models/${opts.model}/predict`, { 'content-type': 'image/png' }, png),
-        ),
-      );
-      served.push(await closedLoop('gRPC infer (raw contents)', concurrency, opts.seconds, 1, grpcInfer));
-      agent.destroy();
     }
   } finally {
-    client.close();
-    server.child.disconnect();
-    await new Promise((r) => server.child.once('exit', r));
+    await server.stop();
+    rmSync(work, { recursive: true, force: true });
   }
-  return { model: opts.model, options: opts, raw: { batch1, batched }, served, checks: checks(batch1, batched, served, opts) };
+  return { model: opts.model, options: opts, setup, raw: { batch1, batched }, served, checks: checks(batch1, batched, served, opts) };
 }
 
 function checks(batch1: Measurement, batched: Measurement, served: Measurement[], opts: ServeBenchOptions) {
@@ -212,14 +185,15 @@ export function formatServeBenchmark(r: ServeBenchResult): string {
   const o = r.options;
   return [
     `${r.model}: ${o.threads} ONNX Runtime thread(s) per session, ${o.instances} server worker(s), max batch ${o.maxBatch}, ${o.seconds} s per cell, ${os.cpus().length} CPUs`,
+    ...r.setup,
     table(headers, [row(r.raw.batch1), row(r.raw.batched), ...r.served.map(row)]),
     '',
     table(['target', 'measured', 'wanted', 'met'], r.checks.map((c) => [c.name, c.value, c.target, c.met ? 'yes' : 'no'])),
   ].join('\n');
 }
 
-function parseArgs(argv: string[]): Partial<ServeBenchOptions> & { json?: boolean } {
-  const out: Partial<ServeBenchOptions> & { json?: boolean } = {};
+function parseArgs(argv: string[]): Partial<ServeBenchOptions> & { json?: boolean; pin?: boolean } {
+  const out: Partial<ServeBenchOptions> & { json?: boolean; pin?: boolean } = {};
   for (let i = 0; i < argv.length; i++) {
     const value = () => {
       const v = argv[++i];
@@ -239,6 +213,10 @@ function parseArgs(argv: string[]): Partial<ServeBenchOptions> & { json?: boolea
       case '--max-batch': out.maxBatch = number('--max-batch'); break;
       case '--seconds': out.seconds = number('--seconds'); break;
       case '--concurrency': out.concurrencies = value().split(',').map(Number); break;
+      case '--server-cpus': out.serverCpus = value(); break;
+      case '--client-cpus': out.clientCpus = value(); break;
+      case '--no-pin': out.pin = false; break;
+      case '--node-client': out.nodeClient = true; break;
       case '--json': out.json = true; break;
       default: throw new Error(`unknown option ${argv[i]}`);
     }
@@ -247,17 +225,14 @@ function parseArgs(argv: string[]): Partial<ServeBenchOptions> & { json?: boolea
 }
 
 if (require.main === module) {
-  const childAt = process.argv.indexOf('--serve-child');
-  if (childAt >= 0) {
-    void serveChild(process.argv[childAt + 1]);
-  } else {
-    const { json, ...options } = parseArgs(process.argv.slice(2));
-    runServeBenchmark(options).then(
-      (result) => process.stdout.write(`${json ? JSON.stringify(result) : formatServeBenchmark(result)}\n`),
-      (e: Error) => {
-        process.stderr.write(`bench serve: ${e.message}\n`);
-        process.exitCode = 1;
-      },
-    );
-  }
+  const { json, pin, ...options } = parseArgs(process.argv.slice(2));
+  const pinning = pin === false ? {} : { ...defaultPinning(os.cpus().length, tasksetAvailable()), ...options };
+  if ((pinning.serverCpus === undefined) !== (pinning.clientCpus === undefined)) throw new Error('give both --server-cpus and --client-cpus');
+  runServeBenchmark({ ...options, serverCpus: pinning.serverCpus, clientCpus: pinning.clientCpus }).then(
+    (result) => process.stdout.write(`${json ? JSON.stringify(result) : formatServeBenchmark(result)}\n`),
+    (e: Error) => {
+      process.stderr.write(`bench serve: ${e.message}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

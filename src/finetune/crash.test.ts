@@ -4,7 +4,8 @@
  * ended with the reason.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { readManifest } from '../artifacts/manifest';
@@ -12,14 +13,14 @@ import { listVersions, servingVersion } from '../artifacts/repository';
 import { JobManager } from './manager';
 import type { JobRecord } from './record';
 import { RESTART_REASON } from './recovery';
-import { JOBS_FOLDER } from './store';
+import { JOBS_FOLDER, JobStore } from './store';
 import { makeLabelledSet, makeRepository, QUICK, testConfig, type LabelledSet } from './testing/fixtures';
 
 let data: LabelledSet;
 const roots: string[] = [];
 
 beforeAll(async () => {
-  const scratch = await makeRepository('unused', 0);
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'trident-crash-'));
   roots.push(scratch);
   data = await makeLabelledSet(path.join(scratch, 'data'), 24, 16);
 });
@@ -51,7 +52,6 @@ async function killAt(moment: 'step' | 'epoch' | 'staged' | 'committed' | 'promo
   const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, s) => resolve(s)));
   if (signal !== 'SIGKILL') throw new Error(`the child was not killed (signal ${signal}): ${stderr}`);
   const jobDir = path.join(root, JOBS_FOLDER, jobId);
-  const { JobStore } = await import('./store');
   const before = await new JobStore(root).load(jobId);
   return { root, jobId, before, uploadsBefore: existsSync(path.join(jobDir, 'uploads', 'annotations.jsonl')) };
 }

@@ -65,13 +65,17 @@ export function fromValues(dtype: NumericDType, shape: number[], data: unknown, 
   return out;
 }
 
-/** Reads little-endian raw bytes into a freshly allocated typed array, checking the byte length. */
+/**
+ * Reads little-endian raw bytes as a typed array, checking the byte length: a view of `bytes` where
+ * they are aligned for the element type, else a copy. The request owns the result only for reading.
+ */
 export function fromRawBytes(dtype: NumericDType, shape: number[], bytes: Uint8Array, tensor: string): TypedArray {
   const Type = ARRAY_TYPES[dtype];
   const expected = elementCount(shape) * Type.BYTES_PER_ELEMENT;
   if (bytes.byteLength !== expected) {
     throw invalid(`input "${tensor}": got ${bytes.byteLength} bytes of data but shape [${shape}] of ${oipDatatype(dtype)} needs ${expected}`);
   }
+  if (bytes.byteOffset % Type.BYTES_PER_ELEMENT === 0) return new Type(bytes.buffer, bytes.byteOffset, expected / Type.BYTES_PER_ELEMENT);
   const copy = new Uint8Array(expected);
   copy.set(bytes);
   return new Type(copy.buffer, 0, expected / Type.BYTES_PER_ELEMENT);

@@ -6,8 +6,9 @@ import type { ServeConfig } from './config';
 import { ServiceError, toServiceError } from './errors';
 import type { ServeMetrics } from './metrics';
 import { readImages } from './rest-images';
-import { encodeInferResponse, HEADER_LENGTH, parseInferBody } from './rest-infer';
-import type { CallContext, InferenceService } from './service';
+import { HEADER_LENGTH } from './rest-infer';
+import { answerInfer, callContext, sendEncoded, sendError } from './rest-respond';
+import type { InferenceService } from './service';
 
 const MODEL = '/v2/models/:name{/versions/:version}';
 
@@ -30,7 +31,7 @@ export function createRestApp(service: InferenceService, metrics: ServeMetrics, 
     try {
       await service.call({ protocol: 'rest', endpoint, model: param(req, 'name') }, () => handler(req, res));
     } catch (e) {
-      sendError(res, toServiceError(e), log, req);
+      sendError(res, toServiceError(e), log, req.method, req.path);
     }
   };
 
@@ -47,13 +48,7 @@ export function createRestApp(service: InferenceService, metrics: ServeMetrics, 
   app.get(MODEL, route('model_metadata', async (req, res) => void res.json(service.modelMetadata(param(req, 'name')!, param(req, 'version')))));
 
   app.post(`${MODEL}/infer`, body, route('infer', async (req, res) => {
-    const name = param(req, 'name')!;
-    const version = param(req, 'version');
-    const { request, format } = parseInferBody(name, version, bodyOf(req), req.get(HEADER_LENGTH), () => service.singleInput(name, version));
-    const response = await service.infer(request, callContext(req, res));
-    const encoded = encodeInferResponse(response, format);
-    if (encoded.headerLength !== undefined) res.setHeader('Inference-Header-Content-Length', encoded.headerLength);
-    res.status(200).type(encoded.contentType).send(encoded.body);
+    sendEncoded(res, await answerInfer(service, param(req, 'name')!, param(req, 'version'), bodyOf(req), req.get(HEADER_LENGTH), req, res));
   }));
 
   const predict = route('predict', async (req, res) => {
@@ -87,8 +82,8 @@ export function createRestApp(service: InferenceService, metrics: ServeMetrics, 
     res.type(metrics.contentType).send(await metrics.text());
   });
 
-  app.use((req: Request, res: Response) => sendError(res, new ServiceError('not_found', `no endpoint ${req.method} ${req.path}`), log, req));
-  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => sendError(res, bodyError(error), log, req));
+  app.use((req: Request, res: Response) => sendError(res, new ServiceError('not_found', `no endpoint ${req.method} ${req.path}`), log, req.method, req.path));
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => sendError(res, bodyError(error), log, req.method, req.path));
   return app;
 }
 
@@ -122,15 +117,6 @@ function parseJsonObject(bytes: Buffer): Record<string, unknown> {
   return json as Record<string, unknown>;
 }
 
-/** The client's deadline (none in REST besides the OIP `timeout` parameter) and a signal for disconnects. */
-function callContext(_req: Request, res: Response): CallContext {
-  const controller = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) controller.abort();
-  });
-  return { signal: controller.signal };
-}
-
 /** Errors raised by body parsing, before any route runs. */
 function bodyError(error: unknown): ServiceError {
   const type = (error as { type?: string }).type;
@@ -148,17 +134,6 @@ function bodyError(error: unknown): ServiceError {
     default:
       return new ServiceError('invalid_argument', `could not read the request body: ${message}`);
   }
-}
-
-function sendError(res: Response, error: ServiceError, log: Logger, req: Request): void {
-  const status = error.httpStatus;
-  if (status >= 500 && error.code !== 'unavailable' && error.code !== 'resource_exhausted') {
-    log.error({ method: req.method, path: req.path, status, err: error.message }, 'request failed');
-  } else {
-    log.debug({ method: req.method, path: req.path, status, err: error.message }, 'request refused');
-  }
-  if (res.headersSent || res.destroyed) return;
-  res.status(status).json({ error: error.message });
 }
 
 function cors(origins: string[]) {

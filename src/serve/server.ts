@@ -7,6 +7,7 @@ import type { ServeConfig } from './config';
 import { startGrpcServer, type GrpcServer } from './grpc-server';
 import { ServeMetrics } from './metrics';
 import { createRestApp } from './rest-app';
+import { fastInferPath } from './rest-fast-path';
 import { InferenceService } from './service';
 
 export interface RunningServer {
@@ -42,7 +43,8 @@ export async function startServer(config: ServeConfig, log: Logger = createLogge
   });
   const service = new InferenceService(registry, config, metrics);
   const app = createRestApp(service, metrics, config, log);
-  const httpServer = http.createServer(app);
+  const fast = fastInferPath(service, config, log);
+  const httpServer = http.createServer((req, res) => fast(req, res) || app(req, res));
   // Behind load balancers idle connections must outlive theirs (often 60 s).
   httpServer.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,130 @@
+/**
+ * The serving benchmark's child processes, each started pinned to its own CPUs: the server, the raw
+ * in-process ONNX Runtime measurement, and the Node load generators (gRPC, and HTTP where wrk is missing).
+ * The job arrives as JSON in argv; results go back over IPC.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import * as ort from 'onnxruntime-node';
+import pino from 'pino';
+import { createSession } from '../runtime/session';
+import { serveConfig, type ServeConfig } from '../serve/config';
+import { protos } from '../serve/grpc-common';
+import { closedLoop, type Measurement } from './serve-measure';
+
+export interface LoadShape {
+  name: string;
+  concurrency: number;
+  seconds: number;
+  warmUpSeconds: number;
+}
+
+export interface TensorShape {
+  input: string;
+  dims: number[];
+}
+
+export type ChildJob =
+  | { role: 'server'; config: Partial<ServeConfig> }
+  | { role: 'raw'; model: string; tensor: TensorShape; threads: number; batches: number[]; seconds: number; warmUpSeconds: number }
+  | { role: 'grpc-load'; address: string; model: string; tensor: TensorShape; loads: LoadShape[] }
+  | { role: 'http-load'; port: number; path: string; headers: Record<string, string>; bodyFile: string; loads: LoadShape[] };
+
+/** The benchmark's input tensor: one sample, the same bytes for every transport. */
+export function sampleTensor(elements: number): Buffer {
+  return Buffer.from(new Float32Array(elements).map((_, i) => Math.sin(i)).buffer);
+}
+
+/** Starts `job` in a child process, under `taskset -c cpus` when cpus is given. */
+export function startChild(job: ChildJob, cpus: string | undefined): ChildProcess {
+  const node = [process.execPath, __filename, JSON.stringify(job)];
+  const [command, ...args] = cpus === undefined ? node : ['taskset', '-c', cpus, ...node];
+  return spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+/** Runs a child job that answers once and exits. */
+export function runChild<T>(job: ChildJob, cpus: string | undefined): Promise<T> {
+  const child = startChild(job, cpus);
+  return new Promise((resolve, reject) => {
+    let answer: T | undefined;
+    child.once('message', (m: T) => (answer = m));
+    child.once('error', reject);
+    child.once('exit', (code) => (answer !== undefined ? resolve(answer) : reject(new Error(`benchmark child (${job.role}) exited with ${code}`))));
+  });
+}
+
+async function raw(job: Extract<ChildJob, { role: 'raw' }>): Promise<Measurement[]> {
+  const results: Measurement[] = [];
+  for (const batch of job.batches) {
+    const { session } = await createSession(job.model, { threads: job.threads });
+    const dims = [batch, ...job.tensor.dims.slice(1)];
+    const data = new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(0.1);
+    const feeds = { [job.tensor.input]: new ort.Tensor('float32', data, dims) };
+    const load = { concurrency: 1, seconds: job.seconds, warmUpSeconds: job.warmUpSeconds, samplesPerCall: batch };
+    results.push(await closedLoop(`raw ONNX Runtime, batch ${batch}`, load, async () => void (await session.run(feeds))));
+    await session.release();
+  }
+  return results;
+}
+
+/** One channel, the request encoded once, responses left undecoded: the client costs as little as grpc-js allows. */
+async function grpcLoad(job: Extract<ChildJob, { role: 'grpc-load' }>): Promise<Measurement[]> {
+  const method = protos().inference.GRPCInferenceService.service.ModelInfer;
+  const encoded = method.requestSerialize({
+    model_name: job.model,
+    inputs: [{ name: job.tensor.input, datatype: 'FP32', shape: job.tensor.dims }],
+    raw_input_contents: [sampleTensor(job.tensor.dims.reduce((a, b) => a * b, 1))],
+  });
+  const client = new grpc.Client(job.address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': -1 });
+  const same = (b: Buffer) => b;
+  const once = () =>
+    new Promise<void>((resolve, reject) => client.makeUnaryRequest(method.path, same, same, encoded, (e) => (e ? reject(e) : resolve())));
+  const results: Measurement[] = [];
+  for (const load of job.loads) results.push(await closedLoop(load.name, { ...load, samplesPerCall: 1 }, once));
+  client.close();
+  return results;
+}
+
+async function httpLoad(job: Extract<ChildJob, { role: 'http-load' }>): Promise<Measurement[]> {
+  const body = readFileSync(job.bodyFile);
+  const headers = { ...job.headers, 'content-length': String(body.length) };
+  const results: Measurement[] = [];
+  for (const load of job.loads) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: load.concurrency });
+    const once = () =>
+      new Promise<void>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: job.port, path: job.path, method: 'POST', agent, headers }, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode} from ${job.path}`))));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    results.push(await closedLoop(load.name, { ...load, samplesPerCall: 1 }, once));
+    agent.destroy();
+  }
+  return results;
+}
+
+async function serve(config: Partial<ServeConfig>): Promise<void> {
+  // Imported here so that the load generators do not load the server's modules.
+  const { startServer } = await import('../serve/server');
+  const server = await startServer(serveConfig(config), pino({ level: 'warn' }));
+  process.send!({ http: server.httpPort, grpc: server.grpcPort });
+  process.once('disconnect', () => void server.drain(1000).then(() => process.exit(0)));
+}
+
+async function main(job: ChildJob): Promise<void> {
+  if (job.role === 'server') return serve(job.config);
+  const result = job.role === 'raw' ? await raw(job) : job.role === 'grpc-load' ? await grpcLoad(job) : await httpLoad(job);
+  process.send!(result, () => process.disconnect());
+}
+
+if (require.main === module) {
+  main(JSON.parse(process.argv[2]) as ChildJob).catch((e: Error) => {
+    process.stderr.write(`bench serve child: ${e.message}\n`);
+    process.exit(1);
+  });
+}
