@@ -3,7 +3,7 @@
  * server: the real inference server and, in the same process, the job manager with its router on a
  * second port. Prints one JSON line {"inference": port, "finetune": port} once ready.
  *
- *   node dist/bench/finetune-server.js MODELS DATA_FOLDER SERVING_THREADS
+ *   node dist/bench/finetune-server.js MODELS DATA_FOLDER SERVING_THREADS JOB_NICE
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,7 +18,7 @@ import { startServer } from '../serve/server';
 export const BENCH_KEY = 'bench-key';
 
 async function main(): Promise<void> {
-  const [models, dataFolder, threads] = process.argv.slice(2);
+  const [models, dataFolder, threads, nice] = process.argv.slice(2);
   const log = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
   const server = await startServer(
     serveConfig({ models, host: '127.0.0.1', httpPort: 0, grpcPort: undefined, threads: Number(threads), instances: 1, maxBatch: 16 }),
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   );
   const { manager } = await JobManager.open({
     models,
-    config: finetuneConfig({ apiKeys: [BENCH_KEY], dataFolders: [dataFolder], reference: false }),
+    config: finetuneConfig({ apiKeys: [BENCH_KEY], dataFolders: [dataFolder], reference: false, nice: Number(nice) }),
     onServingChanged: (model) => server.service.registry.load(model),
     log: (message) => log.info(message),
   });

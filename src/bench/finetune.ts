@@ -40,10 +40,13 @@ export interface FinetuneBenchOptions {
   concurrency: number;
   /** Length of each measured phase. */
   seconds: number;
+  rounds: number;
   batch: number;
   samples: number;
   /** ONNX Runtime threads of the started server's inference session. */
   servingThreads: number;
+  /** Nice value of the started server's job threads. */
+  nice: number;
 }
 
 export interface LatencyResult {
@@ -57,7 +60,9 @@ export interface LatencyResult {
 export interface FinetuneBenchReport {
   idle: LatencyResult;
   duringJob: LatencyResult;
+  /** Median over the rounds of p99 during the job / idle p99 of the same round. */
   p99Ratio: number;
+  roundRatios: number[];
   jobAloneImagesPerSecond: number;
   jobUnderLoadImagesPerSecond: number;
   cliImagesPerSecond?: { oneThread: number; allThreads: number };
@@ -205,7 +210,7 @@ async function startOwnServer(opts: FinetuneBenchOptions): Promise<Target> {
   cpSync(path.join(MODEL_ROOT, opts.model), path.join(models, opts.model), { recursive: true });
   const dataFolder = path.join(scratch, 'data');
   const jsonl = opts.data ?? (await exportFashionLoc({ test: await loadFashionMnistSplit('test') }, { out: path.join(dataFolder, 'set'), count: opts.samples, split: 'test', seed: 7 })).annotations;
-  const child: ChildProcess = spawn(process.execPath, [path.join(__dirname, 'finetune-server.js'), models, dataFolder, String(opts.servingThreads)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [path.join(__dirname, 'finetune-server.js'), models, dataFolder, String(opts.servingThreads), String(opts.nice)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const ports = await new Promise<{ inference: number; finetune: number }>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', (line) => resolve(JSON.parse(line)));
     child.once('exit', (code) => reject(new Error(`the benchmark server exited with code ${code}`)));
@@ -224,6 +229,38 @@ async function startOwnServer(opts: FinetuneBenchOptions): Promise<Target> {
   };
 }
 
+interface Round {
+  idle: Measured;
+  during: Measured;
+  aloneImagesPerSecond?: number;
+  underLoadImagesPerSecond: number;
+}
+
+/**
+ * Idle load (half before the job, half after it), a job started, optionally its training alone,
+ * the same load while it trains, the job cancelled. Rounds repeat this, so that bursts of other
+ * work on the machine do not decide the outcome.
+ */
+async function round(target: Target, opts: FinetuneBenchOptions, predict: string, images: Buffer[], form: () => Promise<FormData>, measureAlone: boolean): Promise<Round> {
+  const idleBefore = await load(predict, images, opts.concurrency, opts.seconds / 2);
+  const created = await fetch(`${target.finetune}/v2/models/${opts.model}/finetune`, { method: 'POST', body: await form(), headers: { authorization: `Bearer ${target.key}` } });
+  if (created.status !== 201) throw new Error(`the server refused the job (${created.status}): ${await created.text()}`);
+  const job = new FollowedJob(target.finetune, ((await created.json()) as { id: string }).id, target.key);
+  await job.ready;
+  let aloneImagesPerSecond: number | undefined;
+  if (measureAlone) {
+    const from = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, (opts.seconds * 1000) / 2));
+    aloneImagesPerSecond = job.imagesPerSecond(from, performance.now(), opts.batch);
+  }
+  const loadFrom = performance.now();
+  const during = await load(predict, images, opts.concurrency, opts.seconds);
+  const underLoadImagesPerSecond = job.imagesPerSecond(loadFrom, performance.now(), opts.batch);
+  await job.cancel();
+  const idle = merge(idleBefore, await load(predict, images, opts.concurrency, opts.seconds / 2));
+  return { idle, during, aloneImagesPerSecond, underLoadImagesPerSecond };
+}
+
 export async function benchFinetune(opts: FinetuneBenchOptions): Promise<FinetuneBenchReport> {
   let target: Target;
   if (opts.server) {
@@ -237,23 +274,12 @@ export async function benchFinetune(opts: FinetuneBenchOptions): Promise<Finetun
     const predict = `${target.inference}/v2/models/${opts.model}/predict`;
 
     await load(predict, images, opts.concurrency, Math.min(3, opts.seconds)); // warm-up
-    // Idle is measured half before and half after the job, so that drift in the machine's other
-    // load weighs on both sides alike.
-    const idleBefore = await load(predict, images, opts.concurrency, opts.seconds / 2);
-
-    const form = await uploadForm(target.jsonl, { steps: 1_000_000, batch_size: opts.batch, lr: 1e-4, val_share: 0.1 });
-    const created = await fetch(`${target.finetune}/v2/models/${opts.model}/finetune`, { method: 'POST', body: form, headers: { authorization: `Bearer ${target.key}` } });
-    if (created.status !== 201) throw new Error(`the server refused the job (${created.status}): ${await created.text()}`);
-    const job = new FollowedJob(target.finetune, ((await created.json()) as { id: string }).id, target.key);
-    await job.ready;
-    const aloneFrom = performance.now();
-    await new Promise((resolve) => setTimeout(resolve, (opts.seconds * 1000) / 2));
-    const jobAloneImagesPerSecond = job.imagesPerSecond(aloneFrom, performance.now(), opts.batch);
-    const loadFrom = performance.now();
-    const duringJob = await load(predict, images, opts.concurrency, opts.seconds);
-    const jobUnderLoadImagesPerSecond = job.imagesPerSecond(loadFrom, performance.now(), opts.batch);
-    await job.cancel();
-    const idle = merge(idleBefore, await load(predict, images, opts.concurrency, opts.seconds / 2));
+    const form = () => uploadForm(target.jsonl, { steps: 1_000_000, batch_size: opts.batch, lr: 1e-4, val_share: 0.1 });
+    const rounds: Round[] = [];
+    for (let r = 0; r < opts.rounds; r++) rounds.push(await round(target, opts, predict, images, form, r === 0));
+    const idle = rounds.map((r) => r.idle).reduce(merge);
+    const duringJob = rounds.map((r) => r.during).reduce(merge);
+    const ratios = rounds.map((r) => r.during.p99Ms / r.idle.p99Ms);
 
     let cliImagesPerSecond: FinetuneBenchReport['cliImagesPerSecond'];
     if (target.models) {
@@ -268,9 +294,10 @@ export async function benchFinetune(opts: FinetuneBenchOptions): Promise<Finetun
     return {
       idle: result(idle),
       duringJob: result(duringJob),
-      p99Ratio: duringJob.p99Ms / idle.p99Ms,
-      jobAloneImagesPerSecond,
-      jobUnderLoadImagesPerSecond,
+      p99Ratio: median(ratios),
+      roundRatios: ratios,
+      jobAloneImagesPerSecond: rounds[0].aloneImagesPerSecond!,
+      jobUnderLoadImagesPerSecond: median(rounds.map((r) => r.underLoadImagesPerSecond)),
       cliImagesPerSecond,
       batch: opts.batch,
       samples: text.split('\n').filter((l) => l.trim()).length,
@@ -284,12 +311,15 @@ export function formatFinetuneBench(r: FinetuneBenchReport, opts: FinetuneBenchO
   const ms = (v: number) => v.toFixed(1);
   const rate = (v: number) => v.toFixed(0);
   const lines = [
-    `serving ${opts.model}: POST predict, concurrency ${opts.concurrency}, ${opts.seconds} s per phase; fine-tune batch ${r.batch} on ${r.samples} samples`,
+    `serving ${opts.model}: POST predict, concurrency ${opts.concurrency}, ${opts.rounds} rounds of ${opts.seconds} s idle + ${opts.seconds} s during a job; fine-tune batch ${r.batch} on ${r.samples} samples`,
+    opts.server
+      ? `server ${opts.server}`
+      : `started server: inference ${opts.servingThreads} thread(s); job 1 ONNX Runtime thread at nice ${opts.nice}; ${os.availableParallelism()} cores`,
     '',
     'serving latency      requests   req/s   p50 ms   p99 ms   errors',
     `idle                 ${String(r.idle.requests).padStart(8)} ${rate(r.idle.perSecond).padStart(7)} ${ms(r.idle.p50Ms).padStart(8)} ${ms(r.idle.p99Ms).padStart(8)} ${String(r.idle.errors).padStart(8)}`,
     `during fine-tune     ${String(r.duringJob.requests).padStart(8)} ${rate(r.duringJob.perSecond).padStart(7)} ${ms(r.duringJob.p50Ms).padStart(8)} ${ms(r.duringJob.p99Ms).padStart(8)} ${String(r.duringJob.errors).padStart(8)}`,
-    `p99 during / idle: ${r.p99Ratio.toFixed(2)} (target ≤ 2: ${r.p99Ratio <= 2 ? 'met' : 'NOT met'})`,
+    `p99 during / idle, median of rounds: ${r.p99Ratio.toFixed(2)} (rounds: ${r.roundRatios.map((x) => x.toFixed(2)).join(', ')}; target ≤ 2: ${r.p99Ratio <= 2 ? 'met' : 'NOT met'})`,
     '',
     'training throughput (images/s)',
     `server job, alone            ${rate(r.jobAloneImagesPerSecond)}`,
@@ -313,10 +343,12 @@ if (require.main === module) {
     .option('--models <dir>', "the server's model repository on this machine, for the CLI comparison")
     .option('--api-key <key>', 'fine-tune API key (with --server)', process.env.TRIDENT_API_KEY)
     .option('--concurrency <n>', 'concurrent predict clients', '16')
-    .option('--seconds <s>', 'length of each measured phase', '10')
+    .option('--seconds <s>', 'length of each measured phase', '8')
+    .option('--rounds <n>', 'idle / during-job rounds (the median ratio is reported)', '3')
     .option('--batch <n>', 'fine-tune batch size', '32')
     .option('--samples <n>', 'exported FashionLoc samples', '512')
     .option('--serving-threads <n>', 'inference threads of the started server', '1')
+    .option('--nice <n>', "nice value of the started server's job threads (0: normal priority)", '10')
     .option('--json', 'also print the figures as JSON')
     .parse();
   const o = program.opts();
@@ -328,9 +360,11 @@ if (require.main === module) {
     apiKey: o.apiKey,
     concurrency: Number(o.concurrency),
     seconds: Number(o.seconds),
+    rounds: Number(o.rounds),
     batch: Number(o.batch),
     samples: Number(o.samples),
     servingThreads: Number(o.servingThreads),
+    nice: Number(o.nice),
   };
   benchFinetune(opts).then(
     (report) => process.stdout.write(`${formatFinetuneBench(report, opts)}\n${o.json ? `${JSON.stringify(report)}\n` : ''}`),

@@ -12,7 +12,7 @@ import pino from 'pino';
 import { createSession } from '../runtime/session';
 import { serveConfig, type ServeConfig } from '../serve/config';
 import { protos } from '../serve/grpc-common';
-import { closedLoop, type Measurement } from './serve-measure';
+import { closedLoop, processCpuMs, type Measurement } from './serve-measure';
 
 export interface LoadShape {
   name: string;
@@ -44,12 +44,15 @@ export function startChild(job: ChildJob, cpus: string | undefined): ChildProces
   return spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
-/** Runs a child job that answers once and exits. */
-export function runChild<T>(job: ChildJob, cpus: string | undefined): Promise<T> {
+/** Runs a child job that answers once and exits; `onMeasuring` is called when a load generator's warm-up ends. */
+export function runChild<T>(job: ChildJob, cpus: string | undefined, onMeasuring?: () => void): Promise<T> {
   const child = startChild(job, cpus);
   return new Promise((resolve, reject) => {
     let answer: T | undefined;
-    child.once('message', (m: T) => (answer = m));
+    child.on('message', (m: T | { measuring: true }) => {
+      if (m !== null && typeof m === 'object' && 'measuring' in m) onMeasuring?.();
+      else answer = m as T;
+    });
     child.once('error', reject);
     child.once('exit', (code) => (answer !== undefined ? resolve(answer) : reject(new Error(`benchmark child (${job.role}) exited with ${code}`))));
   });
@@ -62,8 +65,10 @@ async function raw(job: Extract<ChildJob, { role: 'raw' }>): Promise<Measurement
     const dims = [batch, ...job.tensor.dims.slice(1)];
     const data = new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(0.1);
     const feeds = { [job.tensor.input]: new ort.Tensor('float32', data, dims) };
-    const load = { concurrency: 1, seconds: job.seconds, warmUpSeconds: job.warmUpSeconds, samplesPerCall: batch };
-    results.push(await closedLoop(`raw ONNX Runtime, batch ${batch}`, load, async () => void (await session.run(feeds))));
+    let cpuAtStart = 0;
+    const load = { concurrency: 1, seconds: job.seconds, warmUpSeconds: job.warmUpSeconds, samplesPerCall: batch, onMeasuring: () => (cpuAtStart = processCpuMs()) };
+    const m = await closedLoop(`raw ONNX Runtime, batch ${batch}`, load, async () => void (await session.run(feeds)));
+    results.push({ ...m, cpuMsPerSample: (processCpuMs() - cpuAtStart) / (m.throughput * job.seconds) });
     await session.release();
   }
   return results;
@@ -82,7 +87,7 @@ async function grpcLoad(job: Extract<ChildJob, { role: 'grpc-load' }>): Promise<
   const once = () =>
     new Promise<void>((resolve, reject) => client.makeUnaryRequest(method.path, same, same, encoded, (e) => (e ? reject(e) : resolve())));
   const results: Measurement[] = [];
-  for (const load of job.loads) results.push(await closedLoop(load.name, { ...load, samplesPerCall: 1 }, once));
+  for (const load of job.loads) results.push(await closedLoop(load.name, { ...load, samplesPerCall: 1, onMeasuring }, once));
   client.close();
   return results;
 }
@@ -102,10 +107,15 @@ async function httpLoad(job: Extract<ChildJob, { role: 'http-load' }>): Promise<
         req.on('error', reject);
         req.end(body);
       });
-    results.push(await closedLoop(load.name, { ...load, samplesPerCall: 1 }, once));
+    results.push(await closedLoop(load.name, { ...load, samplesPerCall: 1, onMeasuring }, once));
     agent.destroy();
   }
   return results;
+}
+
+/** Tells the parent that warm-up is over, so that it can read the server's CPU time. */
+function onMeasuring(): void {
+  process.send!({ measuring: true });
 }
 
 async function serve(config: Partial<ServeConfig>): Promise<void> {
@@ -113,6 +123,7 @@ async function serve(config: Partial<ServeConfig>): Promise<void> {
   const { startServer } = await import('../serve/server');
   const server = await startServer(serveConfig(config), pino({ level: 'warn' }));
   process.send!({ http: server.httpPort, grpc: server.grpcPort });
+  process.on('message', () => process.send!({ cpuMs: processCpuMs() }));
   process.once('disconnect', () => void server.drain(1000).then(() => process.exit(0)));
 }
 

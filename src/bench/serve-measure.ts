@@ -7,6 +7,8 @@ export interface Measurement {
   throughput: number;
   p50Ms: number;
   p99Ms: number;
+  /** CPU time of the measured process (the server, or the raw ONNX Runtime process) per sample, all its threads. */
+  cpuMsPerSample?: number;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -21,11 +23,12 @@ export function summarise(name: string, concurrency: number, latenciesMs: number
 /** Runs `once` from `concurrency` closed-loop callers for `seconds` after a warm-up of `warmUpSeconds`. */
 export async function closedLoop(
   name: string,
-  opts: { concurrency: number; seconds: number; warmUpSeconds: number; samplesPerCall: number },
+  opts: { concurrency: number; seconds: number; warmUpSeconds: number; samplesPerCall: number; onMeasuring?: () => void },
   once: () => Promise<void>,
 ): Promise<Measurement> {
   const warmUpEnd = performance.now() + opts.warmUpSeconds * 1000;
   const end = warmUpEnd + opts.seconds * 1000;
+  const measuring = setTimeout(() => opts.onMeasuring?.(), opts.warmUpSeconds * 1000);
   const latencies: number[] = [];
   const caller = async () => {
     while (performance.now() < end) {
@@ -36,5 +39,12 @@ export async function closedLoop(
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, caller));
+  clearTimeout(measuring);
   return summarise(name, opts.concurrency, latencies, opts.seconds, opts.samplesPerCall);
+}
+
+/** CPU time (user + system, every thread) of this process in milliseconds. */
+export function processCpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
 }

@@ -63,8 +63,9 @@ function wrk(target: WrkTarget, dir: string, connections: number, seconds: numbe
 }
 
 /** A warm-up run, then the measured one; any non-200 answer or socket error fails the measurement. */
-export async function wrkLoad(target: WrkTarget, load: LoadShape, dir: string, cpus: string | undefined): Promise<Measurement> {
+export async function wrkLoad(target: WrkTarget, load: LoadShape, dir: string, cpus: string | undefined, onMeasuring?: () => Promise<unknown>): Promise<Measurement> {
   if (load.warmUpSeconds > 0) await wrk(target, dir, load.concurrency, Math.max(1, Math.round(load.warmUpSeconds)), cpus);
+  await onMeasuring?.();
   const r = await wrk(target, dir, load.concurrency, load.seconds, cpus);
   if (r.bad_status > 0 || r.socket_errors > 0) throw new Error(`${load.name}: ${r.bad_status} non-2xx answers and ${r.socket_errors} socket errors from ${target.url}`);
   return { name: load.name, concurrency: load.concurrency, throughput: r.requests / (r.duration_us / 1e6), p50Ms: r.p50_us / 1000, p99Ms: r.p99_us / 1000 };

@@ -19,7 +19,7 @@ import { exportModel } from '../artifacts/export';
 import { readManifest, type Manifest } from '../artifacts/manifest';
 import { table } from '../cli/format';
 import type { ServeConfig } from '../serve/config';
-import { runChild, sampleTensor, startChild, type LoadShape, type TensorShape } from './serve-child';
+import { runChild, sampleTensor, startChild, type ChildJob, type LoadShape, type TensorShape } from './serve-child';
 import type { Measurement } from './serve-measure';
 import { wrkAvailable, wrkLoad } from './serve-wrk';
 
@@ -88,16 +88,31 @@ async function modelFolder(opts: ServeBenchOptions): Promise<{ root: string; man
 interface ServerChild {
   http: number;
   grpc: number;
+  /** The server process's CPU time so far (every thread), in milliseconds. */
+  cpuMs(): Promise<number>;
   stop(): Promise<void>;
 }
 
 function startServerChild(config: Partial<ServeConfig>, cpus: string | undefined): Promise<ServerChild> {
   const child = startChild({ role: 'server', config }, cpus);
   const stop = () => new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.disconnect())));
+  const cpuMs = () =>
+    new Promise<number>((resolve) => {
+      child.once('message', (m: { cpuMs: number }) => resolve(m.cpuMs));
+      child.send({});
+    });
   return new Promise((resolve, reject) => {
-    child.once('message', (m: { http: number; grpc: number }) => resolve({ ...m, stop }));
+    child.once('message', (m: { http: number; grpc: number }) => resolve({ ...m, cpuMs, stop }));
     child.once('exit', (code) => reject(new Error(`benchmark server exited with ${code}`)));
   });
+}
+
+/** Adds the server's CPU time per sample over the measured part of `run` (which calls `onMeasuring` when its warm-up ends). */
+async function withServerCpu(server: ServerChild, seconds: number, run: (onMeasuring: () => Promise<number>) => Promise<Measurement>): Promise<Measurement> {
+  let start: Promise<number> | undefined;
+  const m = await run(() => (start = server.cpuMs()));
+  const end = await server.cpuMs();
+  return start === undefined ? m : { ...m, cpuMsPerSample: (end - (await start)) / (m.throughput * seconds) };
 }
 
 /** Request bodies written once: wrk and the Node client both post a file's bytes. */
@@ -137,10 +152,17 @@ export async function runServeBenchmark(options: Partial<ServeBenchOptions> = {}
     opts.serverCpus,
   );
   const load = (name: string, concurrency: number): LoadShape => ({ name, concurrency, seconds: opts.seconds, warmUpSeconds: WARM_UP_SECONDS });
-  const rest = async (name: string, urlPath: string, bodyFile: string, headers: Record<string, string>, concurrency: number) =>
-    useWrk
-      ? wrkLoad({ url: `http://127.0.0.1:${server.http}${urlPath}`, bodyFile, headers }, load(name, concurrency), work, opts.clientCpus)
-      : (await runChild<Measurement[]>({ role: 'http-load', port: server.http, path: urlPath, headers, bodyFile, loads: [load(name, concurrency)] }, opts.clientCpus))[0];
+  const rest = (name: string, urlPath: string, bodyFile: string, headers: Record<string, string>, concurrency: number) =>
+    withServerCpu(server, opts.seconds, async (onMeasuring) =>
+      useWrk
+        ? wrkLoad({ url: `http://127.0.0.1:${server.http}${urlPath}`, bodyFile, headers }, load(name, concurrency), work, opts.clientCpus, onMeasuring)
+        : (await runChild<Measurement[]>({ role: 'http-load', port: server.http, path: urlPath, headers, bodyFile, loads: [load(name, concurrency)] }, opts.clientCpus, onMeasuring))[0],
+    );
+  const grpcInfer = (concurrency: number) =>
+    withServerCpu(server, opts.seconds, async (onMeasuring) => {
+      const job: ChildJob = { role: 'grpc-load', address: `127.0.0.1:${server.grpc}`, model: opts.model, tensor, loads: [load('gRPC infer (raw contents)', concurrency)] };
+      return (await runChild<Measurement[]>(job, opts.clientCpus, onMeasuring))[0];
+    });
 
   const served: Measurement[] = [];
   try {
@@ -148,7 +170,7 @@ export async function runServeBenchmark(options: Partial<ServeBenchOptions> = {}
       served.push(
         await rest('REST tensor infer (binary)', `/v2/models/${opts.model}/infer`, bodies.tensorFile, { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(bodies.headerLength) }, concurrency),
         await rest('REST image predict (PNG)', `/v2/models/${opts.model}/predict`, bodies.pngFile, { 'Content-Type': 'image/png' }, concurrency),
-        ...(await runChild<Measurement[]>({ role: 'grpc-load', address: `127.0.0.1:${server.grpc}`, model: opts.model, tensor, loads: [load('gRPC infer (raw contents)', concurrency)] }, opts.clientCpus)),
+        await grpcInfer(concurrency),
       );
     }
   } finally {
@@ -180,8 +202,8 @@ function checks(batch1: Measurement, batched: Measurement, served: Measurement[]
 }
 
 export function formatServeBenchmark(r: ServeBenchResult): string {
-  const row = (m: Measurement) => [m.name, m.concurrency, m.throughput, m.p50Ms, m.p99Ms];
-  const headers = ['measure', 'concurrency', 'samples/s', 'p50 ms', 'p99 ms'];
+  const row = (m: Measurement) => [m.name, m.concurrency, m.throughput, m.p50Ms, m.p99Ms, m.cpuMsPerSample ?? '-'];
+  const headers = ['measure', 'concurrency', 'samples/s', 'p50 ms', 'p99 ms', 'CPU ms/sample'];
   const o = r.options;
   return [
     `${r.model}: ${o.threads} ONNX Runtime thread(s) per session, ${o.instances} server worker(s), max batch ${o.maxBatch}, ${o.seconds} s per cell, ${os.cpus().length} CPUs`,

@@ -256,7 +256,10 @@ export class JobManager extends EventEmitter<ManagerEvents> {
     return records.filter((r) => (!filter.model || r.model === filter.model) && (!filter.state || r.state === filter.state));
   }
 
-  /** A snapshot, then live events until (and including) `end`. Throws not_found before yielding anything. */
+  /**
+   * A snapshot, then live events until (and including) `end`. Throws not_found before yielding
+   * anything. `return()` stops it at once, even while it waits for the next event.
+   */
   async watch(id: string): Promise<AsyncIterableIterator<JobEvent>> {
     checkJobId(id);
     const channel = this.hub.subscribe(id);
@@ -267,21 +270,26 @@ export class JobManager extends EventEmitter<ManagerEvents> {
       await channel.return!();
       throw e;
     }
-    return (async function* () {
-      try {
-        yield { type: 'snapshot', job: record } as JobEvent;
-        if (isEnded(record.state)) {
-          yield { type: 'end', job: record } as JobEvent;
-          return;
-        }
-        for await (const event of channel) {
-          yield event;
-          if (event.type === 'end') return;
-        }
-      } finally {
-        await channel.return!();
-      }
-    })();
+    const pending: JobEvent[] = [{ type: 'snapshot', job: record }];
+    if (isEnded(record.state)) pending.push({ type: 'end', job: record });
+    let finished = false;
+    const stop = async (): Promise<IteratorResult<JobEvent>> => {
+      finished = true;
+      await channel.return!();
+      return { value: undefined, done: true };
+    };
+    const events: AsyncIterableIterator<JobEvent> = {
+      next: async () => {
+        if (finished) return { value: undefined, done: true };
+        const event = pending.shift() ?? (await channel.next()).value;
+        if (!event) return stop();
+        if (event.type === 'end') await stop();
+        return { value: event, done: false };
+      },
+      return: stop,
+      [Symbol.asyncIterator]: () => events,
+    };
+    return events;
   }
 
   // ---- cancelling ----
@@ -390,7 +398,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
       record.startedAt = new Date().toISOString();
       await this.transition(active, 'running');
       const servingDir = versionDir(modelDir, record.parentVersion);
-      const manifest = await readManifest(servingDir, { verify: true });
+      const manifest = await readManifest(servingDir);
       const length = trainingLength(record.params, record.data.samples);
       const plan: RunPlan = {
         train: this.trainConfig(record, manifest.spec, active.jsonl, staging, servingDir, length),
@@ -524,7 +532,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
     const { record } = active;
     record.state = state;
     record.endedAt = new Date().toISOString();
-    if (error) record.error = error;
+    if (error) record.error = this.withoutServerPaths(error);
     try {
       // After a promotion the staging folder is the new version and no longer exists.
       await fs.rm(stagingDir(this.modelDir(record.model), record.id), { recursive: true, force: true });
@@ -544,6 +552,12 @@ export class JobManager extends EventEmitter<ManagerEvents> {
 
   private publish(id: string, event: JobEvent): void {
     this.hub.publish(id, event);
+  }
+
+  /** Records are readable without a key: they name files relative to the repository, not where it lies. */
+  private withoutServerPaths(text: string): string {
+    const root = path.resolve(this.options.models);
+    return text.split(`${root}${path.sep}`).join('').split(root).join('.');
   }
 
   private modelDir(name: string): string {

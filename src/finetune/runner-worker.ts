@@ -45,6 +45,8 @@ class Cancelled extends Error {}
 async function run(plan: RunPlan): Promise<void> {
   const priorityProblem = lowerPriority(plan.nice);
   if (priorityProblem) post({ type: 'warning', message: priorityProblem });
+  // Checksums here rather than on the server's event loop: a damaged serving version fails the job.
+  const manifest = await readManifest(plan.servingDir, { verify: true });
   job = await TrainJob.start(plan.train);
   if (cancelled) job.stop();
   job.on('warning', (message) => post({ type: 'warning', message }));
@@ -72,7 +74,6 @@ async function run(plan: RunPlan): Promise<void> {
 
   const heldOut = await compare('held-out', job.sources.val, plan);
   if (cancelled) return post({ type: 'cancelled' });
-  const manifest = await readManifest(plan.servingDir);
   const reference = await referenceSet(manifest, plan.reference);
   if (reference && 'dataset' in reference) {
     post({ type: 'evaluated', heldOut, reference: await compare(reference.name, reference.dataset, plan) });

@@ -50,6 +50,34 @@ describe('DynamicBatcher', () => {
     expect(batches).toEqual([[1, 2, 3]]);
   });
 
+  it('hands a run beyond the eager ones over only once it is as full as the run ahead of it', async () => {
+    const { batcher, batches, releaseAll } = harness({ concurrency: 2, eagerRuns: 1 });
+    const first = [1, 2, 3, 4].map((x) => batcher.submit(x));
+    await tick();
+    const second = [5, 6].map((x) => batcher.submit(x));
+    await tick();
+    expect(batches).toEqual([[1, 2, 3, 4]]);
+    second.push(...[7, 8].map((x) => batcher.submit(x)));
+    await tick();
+    const last = batcher.submit(9);
+    await tick();
+    expect(batches).toEqual([[1, 2, 3, 4], [5, 6, 7, 8]]);
+    await releaseAll();
+    expect(await Promise.all([...first, ...second, last])).toEqual([10, 20, 30, 40, 50, 60, 70, 80, 90]);
+    expect(batches).toEqual([[1, 2, 3, 4], [5, 6, 7, 8], [9]]);
+  });
+
+  it('starts a pipelined run with a partial batch when the run ahead is as small', async () => {
+    const { batcher, batches, releaseAll } = harness({ concurrency: 2, eagerRuns: 1 });
+    const first = batcher.submit(1);
+    await tick();
+    const next = batcher.submit(2);
+    await tick();
+    expect(batches).toEqual([[1], [2]]);
+    await releaseAll();
+    expect(await Promise.all([first, next])).toEqual([10, 20]);
+  });
+
   it('waits up to the queue delay for a fuller batch', async () => {
     const { batcher, batches, releaseAll } = harness({ maxQueueDelayMs: 30 });
     const a = batcher.submit(1);

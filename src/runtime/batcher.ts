@@ -2,6 +2,9 @@
  * Dynamic batching: requests queue up while every runner is busy and leave together, up to
  * `maxBatch` samples. A runner that is idle takes whatever is queued after `maxQueueDelayMs`
  * (0 = at the end of the current event-loop turn, so a lone request pays no waiting time).
+ * Runs beyond `eagerRuns` only wait inside a busy worker for their turn: they start once the queue
+ * holds as many samples as the smallest run ahead of them (or a full batch), so that under load
+ * the batch waiting in the worker is a full one rather than whatever arrived first.
  */
 import { RuntimeError } from './errors';
 
@@ -12,8 +15,10 @@ export interface BatcherOptions {
   maxQueueDelayMs: number;
   /** Most samples waiting; beyond it submissions fail with `resource_exhausted`. */
   maxQueueSize: number;
-  /** Runs allowed at the same time (one per worker). */
+  /** Runs allowed at the same time (workers × runs each worker holds). */
   concurrency: number;
+  /** Runs that start with whatever is queued (one per worker); default `concurrency`. */
+  eagerRuns?: number;
 }
 
 export interface SubmitOptions {
@@ -43,7 +48,8 @@ interface Entry<T, R> {
 export class DynamicBatcher<T, R> {
   private readonly queue: Entry<T, R>[] = [];
   private queuedSamples = 0;
-  private running = 0;
+  /** Samples of each run in progress. */
+  private readonly running: number[] = [];
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private closed = false;
@@ -60,7 +66,7 @@ export class DynamicBatcher<T, R> {
   }
 
   get runningCount(): number {
-    return this.running;
+    return this.running.length;
   }
 
   submit(item: T, opts: SubmitOptions = {}): Promise<R> {
@@ -119,8 +125,15 @@ export class DynamicBatcher<T, R> {
     return true;
   }
 
+  /** Whether a run may start now with what is queued. */
+  private mayStart(): boolean {
+    if (this.queue.length === 0 || this.running.length >= this.opts.concurrency) return false;
+    if (this.running.length < (this.opts.eagerRuns ?? this.opts.concurrency)) return true;
+    return this.queuedSamples >= Math.min(this.opts.maxBatch, ...this.running);
+  }
+
   private schedule(): void {
-    if (this.running >= this.opts.concurrency) return;
+    if (!this.mayStart()) return;
     if (this.queuedSamples >= this.opts.maxBatch) return this.pump();
     if (this.timer || this.immediate) return;
     if (this.opts.maxQueueDelayMs <= 0) {
@@ -134,7 +147,7 @@ export class DynamicBatcher<T, R> {
   }
 
   private pump(): void {
-    while (this.running < this.opts.concurrency && this.queue.length > 0) {
+    while (this.mayStart()) {
       const waited = performance.now() - this.queue[0].enqueuedAt;
       const full = this.queuedSamples >= this.opts.maxBatch;
       if (!full && waited < this.opts.maxQueueDelayMs) {
@@ -170,15 +183,16 @@ export class DynamicBatcher<T, R> {
   }
 
   private async execute(batch: Entry<T, R>[]): Promise<void> {
-    this.running++;
-    this.observer.batch?.(batch.reduce((n, e) => n + e.size, 0));
+    const samples = batch.reduce((n, e) => n + e.size, 0);
+    this.running.push(samples);
+    this.observer.batch?.(samples);
     try {
       const results = await this.runBatch(batch.map((e) => e.item));
       batch.forEach((e, i) => e.resolve(results[i]));
     } catch (e) {
       for (const entry of batch) entry.reject(e as Error);
     } finally {
-      this.running--;
+      this.running.splice(this.running.indexOf(samples), 1);
       this.pump();
     }
   }

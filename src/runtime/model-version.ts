@@ -75,7 +75,7 @@ export class ModelVersion {
     }
     const observer = opts.observe?.(name, version) ?? {};
     const batcher = new DynamicBatcher<Feeds, Feeds>(
-      { maxBatch, maxQueueDelayMs: opts.maxQueueDelayMs, maxQueueSize: opts.maxQueueSize, concurrency: pool.capacity },
+      { maxBatch, maxQueueDelayMs: opts.maxQueueDelayMs, maxQueueSize: opts.maxQueueSize, concurrency: pool.capacity, eagerRuns: pool.size },
       (items) => runBatch(pool, items),
       (feeds) => batchSize(feeds),
       observer,

@@ -48,7 +48,10 @@ export function createFinetuneRouter(manager: JobManager, options: FinetuneRestO
     try {
       await handler(req, res);
     } catch (e) {
-      sendError(req, res, e, options.log);
+      sendError(res, e, options.log);
+      // A refused upload may still be arriving: read and drop it (up to the upload limit) so that
+      // the client gets to read the answer, rather than a connection reset.
+      if (!req.complete) discardBody(req, manager.config.limits.maxUploadBytes);
     }
   };
 
@@ -247,6 +250,15 @@ function parseJson(req: Request, res: Response, parser: express.RequestHandler):
   );
 }
 
+function discardBody(req: IncomingMessage, limit: number): void {
+  let bytes = 0;
+  req.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > limit) req.destroy();
+  });
+  req.resume();
+}
+
 function queryString(req: Request, name: string): string | undefined {
   const value = req.query[name];
   if (value === undefined || value === '') return undefined;
@@ -254,7 +266,7 @@ function queryString(req: Request, name: string): string | undefined {
   return value;
 }
 
-function sendError(req: Request, res: Response, error: unknown, log?: (message: string) => void): void {
+function sendError(res: Response, error: unknown, log?: (message: string) => void): void {
   const wire = wireError(error);
   const status = httpStatus(wire);
   if (status >= 500 && wire.code !== 'unavailable') log?.(`fine-tune request failed: ${wire.message}`);
@@ -262,7 +274,5 @@ function sendError(req: Request, res: Response, error: unknown, log?: (message: 
     res.end();
     return;
   }
-  // A refused upload may still be arriving: answer, then close rather than read it all.
-  if (!req.complete) res.setHeader('Connection', 'close');
   res.status(status).json({ error: wire.message, ...(wire.jobId ? { job_id: wire.jobId } : {}) });
 }

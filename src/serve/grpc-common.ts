@@ -108,10 +108,24 @@ export function unary<Req, Res>(
         return handle(call.request, call);
       })
       .then(
-        (response) => callback(null, response),
-        (error: ServiceError) => callback(grpcError(error)),
+        (response) => {
+          answered(call);
+          callback(null, response);
+        },
+        (error: ServiceError) => {
+          answered(call);
+          callback(grpcError(error));
+        },
       );
   };
+}
+
+/**
+ * grpc-js reports every finished call as cancelled when its stream closes; once answered, a call's
+ * context must not abort (each abort builds an exception with a stack trace).
+ */
+function answered(call: grpc.ServerUnaryCall<unknown, unknown>): void {
+  call.removeAllListeners('cancelled');
 }
 
 /**

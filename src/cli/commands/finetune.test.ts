@@ -85,6 +85,6 @@ describe('trident finetune', () => {
     const run = await trident(['--model', 'broken', '--data', s.data.dir, ...QUICK, '--api-key', 'ft-key']);
     expect(run.error).toBeUndefined();
     expect(run.exitCode).toBe(1);
-    expect(run.stdout).toMatch(/job ft-\S+ failed: .*checksum mismatch/);
+    expect(run.stdout).toMatch(/job ft-\S+ failed: broken\/1\/infer\.onnx: checksum mismatch/);
   });
 });

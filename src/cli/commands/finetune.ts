@@ -223,6 +223,7 @@ function barReporter(job: JobRecord): Reporter {
   const showBar = process.stderr.isTTY;
   let bar: cliProgress.SingleBar | undefined;
   let total = job.progress.totalSteps;
+  let secondsPerStep: number | undefined;
   const stopBar = () => {
     bar?.stop();
     bar = undefined;
@@ -236,21 +237,24 @@ function barReporter(job: JobRecord): Reporter {
     },
     step: (step) => {
       if (!showBar) return;
+      // Per-step rates jitter with small batches; show a moving average of the time per step.
+      const seconds = job.params.batchSize / Math.max(step.imagesPerSecond, 1e-9);
+      secondsPerStep = secondsPerStep === undefined ? seconds : 0.8 * secondsPerStep + 0.2 * seconds;
+      const payload = {
+        epoch: step.epoch,
+        speed: (job.params.batchSize / secondsPerStep).toFixed(0),
+        loss: step.loss.toFixed(3),
+        cls: step.losses.classification.toFixed(3),
+        det: step.losses.objectness.toFixed(3),
+        box: step.losses.box.toFixed(3),
+      };
       if (!bar) {
         bar = new cliProgress.SingleBar(
           { format: 'step {value}/{total} [{bar}] epoch {epoch} | {speed} img/s | loss {loss} (cls {cls} det {det} box {box}) | ETA {eta_formatted}', stream: process.stderr },
           cliProgress.Presets.shades_classic,
         );
-        bar.start(total, 0);
-      }
-      bar.update(step.step, {
-        epoch: step.epoch,
-        speed: step.imagesPerSecond.toFixed(0),
-        loss: step.loss.toFixed(3),
-        cls: step.losses.classification.toFixed(3),
-        det: step.losses.objectness.toFixed(3),
-        box: step.losses.box.toFixed(3),
-      });
+        bar.start(total, step.step, payload);
+      } else bar.update(step.step, payload);
     },
     epoch: (epoch) => {
       if (showBar) return;
