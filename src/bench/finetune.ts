@@ -1,7 +1,7 @@
 /**
  * Fine-tuning while serving, measured side by side in one run:
- * - serving latency (p50/p99) at concurrency 16, idle and while a fine-tune job trains;
- *   target: p99 during the job ≤ 2 × idle p99;
+ * - serving latency (p50/p99) at concurrency 16, idle and while a fine-tune job trains, in rounds
+ *   (idle, job, idle) whose median ratio is reported; target: p99 during the job ≤ 2 × idle p99;
  * - the job's training throughput (alone and under that load) against the CLI's training on the
  *   same data (TrainJob in-process, as `trident train --from` runs it).
  *

@@ -32,6 +32,8 @@ function lowerPriority(nice: number): string | undefined {
   }
 }
 
+class Cancelled extends Error {}
+
 async function compare(name: string, dataset: Dataset, plan: RunPlan): Promise<SetMetrics> {
   const options = { device: plan.device, threads: plan.threads, batchSize: 64 };
   const candidate = await evaluateModel(plan.train.outDir, dataset, options);
@@ -39,8 +41,6 @@ async function compare(name: string, dataset: Dataset, plan: RunPlan): Promise<S
   const serving = await evaluateModel(plan.servingDir, dataset, options);
   return { name, samples: dataset.length, candidate: candidate.metrics, serving: serving.metrics };
 }
-
-class Cancelled extends Error {}
 
 async function run(plan: RunPlan): Promise<void> {
   const priorityProblem = lowerPriority(plan.nice);
