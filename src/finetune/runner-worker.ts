@@ -14,6 +14,7 @@ import { TrainJob } from '../train/job';
 import { taskLosses } from './record';
 import { referenceSet } from './reference';
 import type { FromRunner, RunPlan, SetMetrics, ToRunner } from './runner-protocol';
+import { exitWhenAsked } from '../runtime/worker-exit';
 
 const port = parentPort!;
 const post = (m: FromRunner) => port.postMessage(m);
@@ -81,6 +82,11 @@ async function run(plan: RunPlan): Promise<void> {
     post({ type: 'evaluated', heldOut, referenceSkipped: reference?.skipped });
   }
 }
+
+// Nested trainer workers stop first: terminating a thread inside a session run aborts the process.
+exitWhenAsked(async () => {
+  await job?.kill();
+});
 
 port.on('message', (m: ToRunner) => {
   if (m.type === 'cancel') {

@@ -2,6 +2,7 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { stopWorker } from '../runtime/worker-exit';
 import type { EpochReport, ReadyInfo, StepInfo } from './record';
 import type { FromRunner, RunPlan, SetMetrics, ToRunner } from './runner-protocol';
 
@@ -32,7 +33,7 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
         if (settled) return;
         settled = true;
         clearTimeout(this.cancelTimer);
-        void this.worker.terminate();
+        void stopWorker(this.worker);
         if (result instanceof Error) reject(result);
         else resolve(result);
       };
@@ -62,16 +63,16 @@ export class JobRunner extends EventEmitter<RunnerEvents> {
     this.send({ type: 'start', plan });
   }
 
-  /** Asks the job to stop after its current step; terminates the worker if it has not stopped within `graceMs`. */
+  /** Asks the job to stop after its current step; ends the worker (between steps) if it has not stopped within `graceMs`. */
   cancel(graceMs: number): void {
     if (this.cancelTimer) return;
     this.send({ type: 'cancel' });
-    this.cancelTimer = setTimeout(() => void this.worker.terminate(), graceMs);
+    this.cancelTimer = setTimeout(() => void stopWorker(this.worker), graceMs);
   }
 
-  /** Ends the worker at once (server shutdown). */
+  /** Ends the worker after its current step (server shutdown). */
   async terminate(): Promise<void> {
-    await this.worker.terminate();
+    await stopWorker(this.worker);
   }
 
   private send(message: ToRunner): void {

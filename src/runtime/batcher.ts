@@ -128,7 +128,7 @@ export class DynamicBatcher<T, R> {
   /** Whether a run may start now with what is queued. */
   private mayStart(): boolean {
     if (this.queue.length === 0 || this.running.length >= this.opts.concurrency) return false;
-    if (this.running.length < (this.opts.eagerRuns ?? this.opts.concurrency)) return true;
+    if (this.running.length < Math.max(1, this.opts.eagerRuns ?? this.opts.concurrency)) return true;
     return this.queuedSamples >= Math.min(this.opts.maxBatch, ...this.running);
   }
 

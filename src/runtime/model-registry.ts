@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RuntimeError } from './errors';
 import { ModelVersion, type ExecutionOptions } from './model-version';
+import { servingOrder } from '../artifacts/repository';
 
 export type VersionPolicy = 'all' | 'latest';
 
@@ -208,7 +209,8 @@ export class ModelRegistry {
   }
 
   private async replace(name: string): Promise<void> {
-    const onDisk = await this.versionsOnDisk(name);
+    // Ordered so that the version the serving pointer names as latest comes last.
+    const onDisk = await servingOrder(path.join(this.opts.root, name), await this.versionsOnDisk(name));
     if (onDisk.length === 0) {
       throw new RuntimeError('not_found', `no model "${name}" in the repository ${this.opts.root} (expected ${name}/<version>/manifest.json)`);
     }

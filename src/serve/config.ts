@@ -1,6 +1,7 @@
 /** Everything the server can be told, with the defaults the CLI starts from. */
 import type { Device } from '../runtime/session';
 import type { VersionPolicy } from '../runtime/model-registry';
+import type { FinetuneConfig } from '../finetune/config';
 
 export interface ServeConfig {
   /** Model repository root: NAME/VERSION/ folders. */
@@ -38,6 +39,8 @@ export interface ServeConfig {
   /** Allows repository load/unload without a key; must be set on purpose. */
   authDisabled: boolean;
   drainTimeoutMs: number;
+  /** Fine-tuning through the server; undefined turns it off. */
+  finetune?: FinetuneConfig;
 }
 
 export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({

@@ -6,13 +6,15 @@ import { healthHandlers } from './grpc-health';
 import { inferenceHandlers } from './grpc-inference';
 import { predictHandlers } from './grpc-predict';
 import type { InferenceService } from './service';
+import type { JobManager } from '../finetune/manager';
+import { addFineTuneService } from './grpc-finetune';
 
 export interface GrpcServer {
   server: grpc.Server;
   port: number;
 }
 
-export async function startGrpcServer(service: InferenceService, config: ServeConfig, port: number): Promise<GrpcServer> {
+export async function startGrpcServer(service: InferenceService, config: ServeConfig, port: number, finetune?: JobManager, log?: (message: string) => void): Promise<GrpcServer> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': config.maxGrpcMessageBytes,
     'grpc.max_send_message_length': config.maxGrpcMessageBytes,
@@ -21,6 +23,7 @@ export async function startGrpcServer(service: InferenceService, config: ServeCo
   server.addService(tolerantDecoding(packages.inference.GRPCInferenceService.service), inferenceHandlers(service));
   server.addService(tolerantDecoding(packages.trident.v1.Predict.service), predictHandlers(service));
   server.addService(packages.grpc.health.v1.Health.service, healthHandlers(service));
+  if (finetune) addFineTuneService(server, finetune, { log });
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${config.host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, p) => (error ? reject(error) : resolve(p))),
   );

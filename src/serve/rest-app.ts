@@ -9,12 +9,14 @@ import { readImages } from './rest-images';
 import { HEADER_LENGTH } from './rest-infer';
 import { answerInfer, callContext, sendEncoded, sendError } from './rest-respond';
 import type { InferenceService } from './service';
+import type { JobManager } from '../finetune/manager';
+import { createFinetuneRouter } from './finetune-rest';
 
 const MODEL = '/v2/models/:name{/versions/:version}';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 
-export function createRestApp(service: InferenceService, metrics: ServeMetrics, config: ServeConfig, log: Logger): express.Express {
+export function createRestApp(service: InferenceService, metrics: ServeMetrics, config: ServeConfig, log: Logger, finetune?: JobManager): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -81,6 +83,9 @@ export function createRestApp(service: InferenceService, metrics: ServeMetrics, 
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.contentType).send(await metrics.text());
   });
+
+  // Uploads stream through busboy, so no body parser may run before the fine-tuning routes.
+  if (finetune) app.use(createFinetuneRouter(finetune, { log: (message) => log.error(message) }));
 
   app.use((req: Request, res: Response) => sendError(res, new ServiceError('not_found', `no endpoint ${req.method} ${req.path}`), log, req.method, req.path));
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => sendError(res, bodyError(error), log, req.method, req.path));

@@ -2,6 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
+import { JobManager } from '../finetune/manager';
 import { ModelRegistry } from '../runtime/model-registry';
 import type { ServeConfig } from './config';
 import { startGrpcServer, type GrpcServer } from './grpc-server';
@@ -17,6 +18,18 @@ export interface RunningServer {
   grpcPort?: number;
   /** Readiness off, stop accepting, wait for in-flight calls (up to the timeout), release everything. */
   drain(timeoutMs?: number): Promise<{ drained: boolean }>;
+}
+
+async function openFinetune(config: ServeConfig, registry: ModelRegistry, log: Logger): Promise<JobManager> {
+  const { manager, recovery } = await JobManager.open({
+    models: config.models,
+    config: config.finetune!,
+    onServingChanged: (model) => registry.load(model),
+    log: (message) => log.info(message),
+  });
+  const notable = Object.entries(recovery).filter(([, items]) => items.length > 0);
+  if (notable.length > 0) log.warn(Object.fromEntries(notable), 'fine-tuning recovery after an interrupted run');
+  return manager;
 }
 
 export function createLogger(level = process.env.LOG_LEVEL ?? 'info'): Logger {
@@ -42,7 +55,9 @@ export async function startServer(config: ServeConfig, log: Logger = createLogge
     observe: (model, version) => metrics.batchObserver(model, version),
   });
   const service = new InferenceService(registry, config, metrics);
-  const app = createRestApp(service, metrics, config, log);
+  // Recovery of interrupted fine-tuning jobs fixes the serving pointers before any model loads.
+  const finetune = config.finetune ? await openFinetune(config, registry, log) : undefined;
+  const app = createRestApp(service, metrics, config, log, finetune);
   const fast = fastInferPath(service, config, log);
   const httpServer = http.createServer((req, res) => fast(req, res) || app(req, res));
   // Behind load balancers idle connections must outlive theirs (often 60 s).
@@ -54,13 +69,14 @@ export async function startServer(config: ServeConfig, log: Logger = createLogge
   const httpPort = (httpServer.address() as AddressInfo).port;
   let grpc: GrpcServer | undefined;
   try {
-    if (config.grpcPort !== undefined) grpc = await startGrpcServer(service, config, config.grpcPort);
+    if (config.grpcPort !== undefined) grpc = await startGrpcServer(service, config, config.grpcPort, finetune, (message) => log.error(message));
     log.info({ http: httpPort, grpc: grpc?.port, models: config.models, device: config.device }, 'listening; loading models');
     await registry.loadAll();
   } catch (e) {
     grpc?.server.forceShutdown();
     httpServer.closeAllConnections();
     httpServer.close();
+    await finetune?.close();
     await registry.close();
     throw e;
   }
@@ -84,6 +100,7 @@ export async function startServer(config: ServeConfig, log: Logger = createLogge
       clearTimeout(timer);
       grpc?.server.forceShutdown();
       httpServer.closeAllConnections();
+      await finetune?.close();
       await registry.close();
       log.info({ drained, abandoned: service.inflightCount }, drained ? 'drained; stopped' : 'drain timed out; stopped');
       return { drained };

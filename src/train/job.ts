@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Batch } from '../data/dataset';
+import { stopWorker } from '../runtime/worker-exit';
 import type { TrainConfig } from './config';
 import type { FromWorker, ToWorker } from './protocol';
 import { BatchMaker, loadSources, type DataSources } from './sources';
@@ -59,9 +60,9 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
     this.send({ type: 'stop' });
   }
 
-  /** Ends the worker at once (no checkpoint); for shutdown paths where waiting is not possible. */
+  /** Ends the worker after its current step, without a checkpoint; for shutdown paths. */
   async kill(): Promise<void> {
-    await this.worker?.terminate();
+    if (this.worker) await stopWorker(this.worker);
   }
 
   private send(message: ToWorker, transfer: ArrayBuffer[] = []): void {
@@ -76,7 +77,7 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
     const fail = (e: Error) => {
       if (settled) return;
       settled = true;
-      void worker.terminate();
+      void stopWorker(worker);
       reject(e);
     };
     worker.on('error', fail);
@@ -123,7 +124,7 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
           break;
         case 'done':
           settled = true;
-          void worker.terminate();
+          void stopWorker(worker);
           resolve(m);
           break;
       }

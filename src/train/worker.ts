@@ -15,6 +15,7 @@ import { initParams } from '../model/params';
 import { computeMetrics } from '../runtime/metrics';
 import { createSession } from '../runtime/session';
 import { TrainStepRunner, batchFeeds } from '../runtime/train-step';
+import { exitWhenAsked } from '../runtime/worker-exit';
 import { encodeModel } from '../onnx/serialize';
 import type { TrainConfig } from './config';
 import type { EpochSummary, FromWorker, ToWorker } from './protocol';
@@ -275,6 +276,8 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
   await runner.release();
   post({ type: 'done', reason, epochs: progress.epochs, outDir: config.outDir });
 }
+
+exitWhenAsked();
 
 port.on('message', (m: ToWorker) => {
   if (m.type === 'batch') deliver(m.kind, m.epoch, m.index, m.batch);

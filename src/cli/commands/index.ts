@@ -6,9 +6,10 @@ import * as predictCommand from './predict';
 import * as benchCommand from './bench';
 import * as dataCommand from './data';
 import * as serveCommand from './serve';
+import * as finetuneCommand from './finetune';
 
 /** Every subcommand module exports `register(program)`; the order here is the order in --help. */
-const COMMANDS: { register(program: Command): void }[] = [exportCommand, trainCommand, evalCommand, predictCommand, serveCommand, dataCommand, benchCommand];
+const COMMANDS: { register(program: Command): void }[] = [exportCommand, trainCommand, evalCommand, predictCommand, serveCommand, finetuneCommand, dataCommand, benchCommand];
 
 export function registerCommands(program: Command): void {
   for (const c of COMMANDS) c.register(program);

@@ -1,4 +1,6 @@
+import path from 'node:path';
 import type { Command } from 'commander';
+import { DEFAULT_FINETUNE_CONFIG, GATE_METRICS, finetuneConfig, type FinetuneConfig, type GateMetric } from '../../finetune/config';
 import { parseDevice } from '../../runtime/session';
 import { DEFAULT_CONFIG, serveConfig, type ServeConfig } from '../../serve/config';
 import { createLogger, startServer } from '../../serve/server';
@@ -28,6 +30,30 @@ interface ServeFlags {
   auth: boolean;
   drainTimeout: string;
   logLevel: string;
+  finetune: boolean;
+  finetuneApiKey: string[];
+  finetuneAuth: boolean;
+  finetuneDataFolder: string[];
+  finetuneThreads: string;
+  finetuneMetric: string;
+  finetuneTolerance: string;
+  finetuneReferenceCount: string;
+}
+
+function finetuneFlags(flags: ServeFlags): FinetuneConfig | undefined {
+  if (!flags.finetune) return undefined;
+  const envKeys = (process.env.TRIDENT_FINETUNE_API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  const metric = flags.finetuneMetric;
+  if (!GATE_METRICS.includes(metric as GateMetric)) throw new Error(`--finetune-metric must be one of ${GATE_METRICS.join(', ')}, got "${metric}"`);
+  const referenceCount = parseNumber(flags.finetuneReferenceCount, '--finetune-reference-count', { integer: true, min: 0 });
+  return finetuneConfig({
+    apiKeys: [...flags.finetuneApiKey, ...envKeys],
+    authDisabled: !flags.finetuneAuth,
+    dataFolders: flags.finetuneDataFolder.map((f) => path.resolve(f)),
+    threads: parseNumber(flags.finetuneThreads, '--finetune-threads', { integer: true, min: 1 }),
+    gate: { metric: metric as GateMetric, tolerance: parseNumber(flags.finetuneTolerance, '--finetune-tolerance', { min: 0 }) },
+    reference: referenceCount > 0 ? { count: referenceCount } : false,
+  });
 }
 
 const MIB = 1024 * 1024;
@@ -60,6 +86,7 @@ function toConfig(flags: ServeFlags): ServeConfig {
     apiKeys: [...flags.apiKey, ...envKeys],
     authDisabled: !flags.auth,
     drainTimeoutMs: parseNumber(flags.drainTimeout, '--drain-timeout', { min: 0 }) * 1000,
+    finetune: finetuneFlags(flags),
   });
 }
 
@@ -92,6 +119,14 @@ export function register(program: Command): void {
     .option('--no-auth', 'allow repository load/unload without an API key')
     .option('--drain-timeout <s>', 'on SIGTERM, how long to wait for in-flight requests', String(d.drainTimeoutMs / 1000))
     .option('--log-level <level>', 'pino log level', process.env.LOG_LEVEL ?? 'info')
+    .option('--no-finetune', 'turn off fine-tuning through the server')
+    .option('--finetune-api-key <key>', 'key for fine-tuning jobs, uploads and rollback (repeatable; also TRIDENT_FINETUNE_API_KEYS)', (v: string, all: string[]) => [...all, v], [])
+    .option('--no-finetune-auth', 'allow fine-tuning without a key')
+    .option('--finetune-data-folder <dir>', 'a folder of labelled data that jobs may name instead of uploading (repeatable)', (v: string, all: string[]) => [...all, v], [])
+    .option('--finetune-threads <n>', 'ONNX Runtime threads of a fine-tuning job', String(DEFAULT_FINETUNE_CONFIG.threads))
+    .option('--finetune-metric <metric>', `promotion gate metric: ${GATE_METRICS.join(', ')}`, DEFAULT_FINETUNE_CONFIG.gate.metric)
+    .option('--finetune-tolerance <t>', 'a candidate may be this much worse on the gate metric and still be promoted', String(DEFAULT_FINETUNE_CONFIG.gate.tolerance))
+    .option('--finetune-reference-count <n>', 'FashionLoc test canvases in the gate for Fashion-MNIST models (0: off)', '500')
     .action(async (flags: ServeFlags) => {
       const config = toConfig(flags);
       const log = createLogger(flags.logLevel);
