@@ -4,6 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { createSession } from './session';
 import type { HostTensor, NumericDType, TypedArray } from './tensor';
 import { transferList, type Feeds, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol';
+import { exitWhenAsked } from './worker-exit';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -53,4 +54,5 @@ async function main(): Promise<void> {
   });
 }
 
+exitWhenAsked();
 void main();

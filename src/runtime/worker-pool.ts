@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { RuntimeError } from './errors';
 import type { Device } from './session';
 import { transferList, type Feeds, type FromWorker, type WorkerInit } from './worker-protocol';
+import { stopWorker } from './worker-exit';
 
 export interface WorkerPoolOptions {
   /** Path of the .onnx file. */
@@ -95,7 +96,8 @@ class SessionWorker {
     this.closing = true;
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.postMessage({ type: 'close' });
-    const timeout = setTimeout(() => void this.worker.terminate(), 5000);
+    // Runs still queued after 5 s are dropped; the worker leaves between runs (see worker-exit.ts).
+    const timeout = setTimeout(() => void stopWorker(this.worker), 5000);
     await exited;
     clearTimeout(timeout);
   }
