@@ -131,6 +131,54 @@ describe('MaxPool gradient', () => {
     expect(Array.from(r.grads.x.data as Float32Array)).toEqual(expected);
   });
 
+  it.each([
+    ['kernel 2', [2, 3, 6, 6], [2, 2]],
+    ['kernel 3, leftover rows and columns', [2, 2, 7, 8], [3, 3]],
+  ] as [string, number[], [number, number]][])('masks a ReLU read only by the pool at pooled resolution, exactly: %s', async (_name, shape, kernel) => {
+    // Mostly ties, at zero and above it.
+    const values = randomValues(shape.reduce((p, q) => p * q), 11, -3, 3).map(Math.round);
+    const r = await analyticGradients({
+      dtype: 'float32',
+      inputs: { x: { shape, values } },
+      build: (b, { x }) => b.op('MaxPool', [b.op('Relu', [x])], { kernel_shape: kernel, strides: kernel }),
+    });
+    const relu = { ...r.feeds.x, data: Float32Array.from(values, (v) => Math.max(0, v)) };
+    const expected = firstMaxPoolGrad(relu, r.cotangent, kernel).map((g, i) => (values[i] > 0 ? g : 0));
+    expect(Array.from(r.grads.x.data as Float32Array)).toEqual(expected);
+
+    const b = new GraphBuilder();
+    const x = b.input('x', 'float32', shape);
+    const y = b.op('MaxPool', [b.op('Relu', [x])], { kernel_shape: kernel, strides: kernel });
+    const forwardCount = b.nodes.length;
+    gradients(b, b.op('ReduceSum', [y], { keepdims: 0 }), [x]);
+    const fullSizeMasks = b.nodes.slice(forwardCount).filter((n) => n.opType === 'Where' && String(b.shape(n.outputs[0])) === String(shape));
+    expect(fullSizeMasks).toEqual([]);
+  });
+
+  it('differentiates a ReLU that the pool shares with another consumer on its own', async () => {
+    const shape = [2, 3, 4, 4];
+    const values = randomValues(shape.reduce((p, q) => p * q), 12, -3, 3).map(Math.round);
+    const r = await analyticGradients({
+      dtype: 'float32',
+      inputs: { x: { shape, values } },
+      build: (b, { x }) => {
+        const relu = b.op('Relu', [x]);
+        const pooled = b.op('MaxPool', [relu], { kernel_shape: [2, 2], strides: [2, 2] });
+        const summed = b.op('ReduceSum', [relu, b.ints([2, 3])], { keepdims: 0 });
+        return b.op('Concat', [b.op('Flatten', [pooled], { axis: 1 }), summed], { axis: 1 });
+      },
+    });
+    const cot = r.cotangent.data as Float32Array; // [2, 15]: 12 pooled entries, then 3 channel sums
+    const pooledCot = { ...r.cotangent, dims: [2, 3, 2, 2], data: Float32Array.from({ length: 24 }, (_, i) => cot[Math.floor(i / 12) * 15 + (i % 12)]) };
+    const relu = { ...r.feeds.x, data: Float32Array.from(values, (v) => Math.max(0, v)) };
+    const viaPool = firstMaxPoolGrad(relu, pooledCot, [2, 2]);
+    const expected = viaPool.map((g, i) => {
+      const [n, c] = [Math.floor(i / 48), Math.floor(i / 16) % 3];
+      return values[i] > 0 ? g + cot[n * 15 + 12 + c] : 0;
+    });
+    expect(Array.from(r.grads.x.data as Float32Array)).toEqual(expected.map((v) => Math.fround(v)));
+  });
+
   it('refuses overlapping or padded pooling clearly', () => {
     for (const attrs of [{ kernel_shape: [3, 3], strides: [2, 2] }, { kernel_shape: [2, 2], strides: [2, 2], pads: [1, 1, 1, 1] }]) {
       const b = new GraphBuilder();

@@ -1,5 +1,6 @@
 /** Reverse-mode differentiation over the graph a GraphBuilder holds. */
 import type { GraphBuilder } from '../onnx/builder';
+import type { Node } from '../onnx/ir';
 import { tensor } from '../onnx/ir';
 import { GRAD_RULES } from './rules';
 
@@ -37,6 +38,29 @@ export function gradients(b: GraphBuilder, seeds: Seed[] | string, wrt: string[]
     if (node.outputs.some((o) => reachesSeed.has(o))) node.inputs.forEach((v) => reachesSeed.add(v));
   }
 
+  const seedValues = new Set(seedList.map((s) => s.value));
+  const wrtValues = new Set(wrt);
+  const producer = new Map<string, Node>();
+  const consumers = new Map<string, Node[]>();
+  for (const node of forward) {
+    node.outputs.forEach((o) => producer.set(o, node));
+    for (const v of node.inputs) {
+      const list = consumers.get(v);
+      if (list) list.push(node);
+      else consumers.set(v, [node]);
+    }
+  }
+  const wants = (v: string) => v !== '' && dependsOnWrt.has(v) && reachesSeed.has(v);
+  const soleProducerFor = (consumer: Node) => (value: string): Node | undefined => {
+    const node = producer.get(value);
+    if (!node || NON_DIFFERENTIABLE.has(node.opType)) return undefined;
+    const private_ = (o: string) =>
+      !seedValues.has(o) && !wrtValues.has(o) && !b.outputs.some((out) => out.name === o) &&
+      (consumers.get(o) ?? []).every((c) => c === consumer);
+    return node.outputs.every(private_) ? node : undefined;
+  };
+  const absorbed = new Set<Node>();
+
   const pending = new Map<string, string[]>();
   const accumulate = (value: string, grad: string) => {
     const list = pending.get(value);
@@ -62,17 +86,19 @@ export function gradients(b: GraphBuilder, seeds: Seed[] | string, wrt: string[]
 
   for (let i = forward.length - 1; i >= 0; i--) {
     const node = forward[i];
-    if (NON_DIFFERENTIABLE.has(node.opType)) continue;
-    const needs = node.inputs.map((v) => v !== '' && dependsOnWrt.has(v) && reachesSeed.has(v));
+    if (NON_DIFFERENTIABLE.has(node.opType) || absorbed.has(node)) continue;
+    const needs = node.inputs.map(wants);
     if (!needs.some(Boolean)) continue;
     const dy = node.outputs.map(total);
     if (dy.every((g) => g === undefined)) continue;
     const rule = GRAD_RULES[node.opType];
     if (!rule) throw new Error(`no gradient rule for op ${node.opType} (node ${node.name})`);
-    const dx = rule({ b, node, dy, needs });
-    node.inputs.forEach((v, k) => {
+    const result = rule({ b, node, dy, needs, soleProducer: soleProducerFor(node), wants });
+    const [target, dx] = Array.isArray(result) ? [node, result] : [result.through, result.grads];
+    if (target !== node) absorbed.add(target);
+    target.inputs.forEach((v, k) => {
       const g = dx[k];
-      if (needs[k] && g !== undefined) accumulate(v, g);
+      if (wants(v) && g !== undefined) accumulate(v, g);
     });
   }
 

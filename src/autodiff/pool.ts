@@ -10,7 +10,7 @@ import type { GraphBuilder } from '../onnx/builder';
 import type { Node } from '../onnx/ir';
 import { getAttr } from '../onnx/ir';
 import { scalarLike, staticDim } from './helpers';
-import type { GradContext } from './types';
+import type { Absorbed, GradContext } from './types';
 
 function unsupported(node: Node, why: string): Error {
   return new Error(`MaxPool gradient (node ${node.name}) supports 2-D pooling with kernel_shape == strides and no padding only; ${why}`);
@@ -63,15 +63,26 @@ function interleave(b: GraphBuilder, parts: string[], [kh, kw]: [number, number]
   return b.op('Reshape', [rowsThenCols, b.ints([0, 0, ho * kh, wo * kw])]);
 }
 
-export function maxPoolGrad({ b, node, dy }: GradContext): (string | undefined)[] {
-  const up = dy[0];
+/**
+ * When the pooled input is a Relu's output that only this MaxPool reads, the Relu is differentiated
+ * here too: the selected input is > 0 exactly where the pooled maximum is, so its mask is applied to
+ * the pooled gradient, a kernel-area fraction of the size of the Relu's.
+ */
+export function maxPoolGrad({ b, node, dy, soleProducer }: GradContext): (string | undefined)[] | Absorbed {
+  let up = dy[0];
   if (!up) return [undefined];
   const [x, y] = [node.inputs[0], node.outputs[0]];
   const kernel = poolKernel(node);
-  const g = interleave(b, gradientPerWindowPosition(b, x, y, up, kernel), kernel, y);
+  const relu = soleProducer(x);
+  const fused = relu?.opType === 'Relu' ? relu : undefined;
+  if (fused) {
+    const zero = scalarLike(b, 0, y);
+    up = b.op('Where', [b.op('Greater', [y, zero]), up, zero]);
+  }
+  let g = interleave(b, gradientPerWindowPosition(b, x, y, up, kernel), kernel, y);
   const [h, w] = [staticDim(b.shape(x), 2, x), staticDim(b.shape(x), 3, x)];
   const [covH, covW] = [staticDim(b.shape(g), 2, g), staticDim(b.shape(g), 3, g)];
-  if (covH === h && covW === w) return [g];
   // Rows/columns beyond the last full window are never pooled.
-  return [b.op('Pad', [g, b.ints([0, 0, 0, 0, 0, 0, h - covH, w - covW])])];
+  if (covH !== h || covW !== w) g = b.op('Pad', [g, b.ints([0, 0, 0, 0, 0, 0, h - covH, w - covW])]);
+  return fused ? { through: fused, grads: [g] } : [g];
 }

@@ -67,32 +67,39 @@ export function buildOptimizer(b: GraphBuilder, cfg: OptimizerConfig, updates: P
   const { norm, factor } = clipFactor(b, updates.map((u) => u.grad), h.clipNorm);
   const t = b.op('Add', [h.step, b.scalar(1)]);
   const out: UpdateOutputs = { params: [], state: [], step: t, gradNorm: norm };
+  // Scalar products are formed once; each parameter then takes as few full-size passes as possible.
+  const mul = (x: string, y: string) => b.op('Mul', [x, y]);
 
   if (cfg.name === 'sgd') {
     for (const u of updates) {
-      let g = b.op('Mul', [u.grad, factor]);
-      g = b.op('Add', [g, b.op('Mul', [u.param, h.weightDecay])]);
-      const buf = b.op('Add', [b.op('Mul', [u.state[0], b.scalar(cfg.momentum)]), g]);
-      out.params.push(b.op('Sub', [u.param, b.op('Mul', [buf, h.lr])]));
+      const buf = b.op('Sum', [mul(u.grad, factor), mul(u.param, h.weightDecay), mul(u.state[0], b.scalar(cfg.momentum))]);
+      out.params.push(b.op('Sub', [u.param, mul(buf, h.lr)]));
       out.state.push([buf]);
     }
     return out;
   }
 
-  // Adam: p −= (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε)
+  // PyTorch: p −= (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε), with the clipped gradient
+  // factor·g (+ wd·p for Adam). Here: p −= (lr·√(1 − β2^t) / (1 − β1^t)) · m / (√v + ε·√(1 − β2^t)),
+  // and factor joins the scalars (1 − β1)·factor and (1 − β2)·factor² multiplying g and g².
   const bias1 = b.op('Sub', [b.scalar(1), b.op('Pow', [b.scalar(cfg.beta1), t])]);
   const bias2Sqrt = b.op('Sqrt', [b.op('Sub', [b.scalar(1), b.op('Pow', [b.scalar(cfg.beta2), t])])]);
-  const stepSize = b.op('Div', [h.lr, bias1]);
-  const decay = b.op('Sub', [b.scalar(1), b.op('Mul', [h.lr, h.weightDecay])]);
+  const stepSize = b.op('Div', [mul(h.lr, bias2Sqrt), bias1]);
+  const eps = mul(b.scalar(cfg.eps), bias2Sqrt);
+  const gScale = mul(b.scalar(1 - cfg.beta1), factor);
+  const gSquareScale = mul(b.scalar(1 - cfg.beta2), mul(factor, factor));
+  // Adam's L2 term wd·p, divided by factor so that it can join g before the scaling.
+  const decayOverFactor = b.op('Div', [h.weightDecay, factor]);
+  const decay = b.op('Sub', [b.scalar(1), mul(h.lr, h.weightDecay)]);
   for (const u of updates) {
-    let g = b.op('Mul', [u.grad, factor]);
+    let g = u.grad;
     let p = u.param;
-    if (cfg.name === 'adam') g = b.op('Add', [g, b.op('Mul', [p, h.weightDecay])]);
-    else p = b.op('Mul', [p, decay]);
-    const m = b.op('Add', [b.op('Mul', [u.state[0], b.scalar(cfg.beta1)]), b.op('Mul', [g, b.scalar(1 - cfg.beta1)])]);
-    const v = b.op('Add', [b.op('Mul', [u.state[1], b.scalar(cfg.beta2)]), b.op('Mul', [b.op('Mul', [g, g]), b.scalar(1 - cfg.beta2)])]);
-    const denom = b.op('Add', [b.op('Div', [b.op('Sqrt', [v]), bias2Sqrt]), b.scalar(cfg.eps)]);
-    out.params.push(b.op('Sub', [p, b.op('Mul', [b.op('Div', [m, denom]), stepSize])]));
+    if (cfg.name === 'adam') g = b.op('Add', [g, mul(p, decayOverFactor)]);
+    else p = mul(p, decay);
+    const m = b.op('Add', [mul(u.state[0], b.scalar(cfg.beta1)), mul(g, gScale)]);
+    const v = b.op('Add', [mul(u.state[1], b.scalar(cfg.beta2)), mul(mul(g, g), gSquareScale)]);
+    const denom = b.op('Add', [b.op('Sqrt', [v]), eps]);
+    out.params.push(b.op('Sub', [p, mul(b.op('Div', [m, denom]), stepSize)]));
     out.state.push([m, v]);
   }
   return out;

@@ -28,7 +28,9 @@ function rule(inputIndex: number): Emit {
   return (b, x, w, dy) => {
     const node = b.nodes.find((n) => n.opType === 'Conv' || n.opType === 'MaxPool')!;
     const needs = node.inputs.map((_, i) => i === inputIndex);
-    return GRAD_RULES[node.opType]({ b, node, dy: [dy], needs })[inputIndex]!;
+    const grads = GRAD_RULES[node.opType]({ b, node, dy: [dy], needs, soleProducer: () => undefined, wants: () => true });
+    if (!Array.isArray(grads)) throw new Error(`${node.opType} rule differentiated through another node`);
+    return grads[inputIndex]!;
   };
 }
 
