@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { IO } from '../artifacts/graphs';
 import { layout, seededRandom } from '../model/params';
 import type { ModelSpec } from '../model/spec';
-import type { TrainBatch } from '../runtime/train-step';
+import { batchFeeds as runtimeBatchFeeds, type TrainBatch } from '../runtime/train-step';
 
 export interface RandomBatchOptions {
   /** Probability that a sample holds an object (default 0.75); 0 gives a batch without objects. */
@@ -40,16 +40,7 @@ export function randomBatch(spec: ModelSpec, size: number, seed: number, opts: R
 
 /** The batch and task-weight inputs shared by train_step.onnx and eval.onnx. */
 export function batchFeeds(spec: ModelSpec, batch: TrainBatch, taskWeights: number[] = [1, 1, 1]): Record<string, ort.Tensor> {
-  const { channels, height, width } = spec.input;
-  const n = batch.size;
-  return {
-    [IO.image]: new ort.Tensor('float32', batch.images, [n, channels, height, width]),
-    [IO.label]: new ort.Tensor('int64', batch.labels, [n]),
-    [IO.objectness]: new ort.Tensor('float32', batch.objectness, [n]),
-    [IO.box]: new ort.Tensor('float32', batch.boxes, [n, 4]),
-    [IO.mask]: new ort.Tensor('float32', batch.mask, [n]),
-    [IO.taskWeights]: new ort.Tensor('float32', Float32Array.from(taskWeights), [3]),
-  };
+  return { ...runtimeBatchFeeds(spec, batch), [IO.taskWeights]: new ort.Tensor('float32', Float32Array.from(taskWeights), [3]) };
 }
 
 /** Parameters as ORT tensors (copies), named as the graphs' inputs. */
