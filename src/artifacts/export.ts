@@ -1,4 +1,5 @@
 /** Writes a model folder: infer.onnx, train_step.onnx, eval.onnx, checkpoint.safetensors, manifest.json. */
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { encodeModel } from '../onnx/serialize';
 import { DEFAULT_OPSET } from '../onnx/ir';
@@ -18,6 +19,11 @@ export const FILES = {
   checkpoint: 'checkpoint.safetensors',
   manifest: 'manifest.json',
 } as const;
+
+/** A model folder or a checkpoint file → the checkpoint file (`--from` accepts either). */
+export function checkpointFileOf(modelOrCheckpoint: string): string {
+  return existsSync(modelOrCheckpoint) && statSync(modelOrCheckpoint).isDirectory() ? path.join(modelOrCheckpoint, FILES.checkpoint) : modelOrCheckpoint;
+}
 
 export interface ExportOptions {
   spec: ModelSpec | string;

@@ -7,6 +7,7 @@
  * sample gets objectness 0 and its label, optional there, is checked but not used.
  * Blank lines are ignored; other JSON fields are ignored.
  */
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,6 +15,19 @@ import { z } from 'zod';
 import type { InputSpec } from '../model/spec';
 import type { NormalisedBox, Sample } from './dataset';
 import { ImageError, prepareImage, type Box } from './image';
+
+export const ANNOTATIONS_FILE = 'annotations.jsonl';
+
+/** An annotation file, or a data folder holding annotations.jsonl → the annotation file; `option` names the flag in errors. */
+export function annotationsFileOf(fileOrFolder: string, option = '--data'): string {
+  let stat;
+  try {
+    stat = statSync(fileOrFolder);
+  } catch {
+    throw new Error(`${option}: ${fileOrFolder} does not exist (give an annotations .jsonl file or the folder that holds ${ANNOTATIONS_FILE})`);
+  }
+  return stat.isDirectory() ? path.join(fileOrFolder, ANNOTATIONS_FILE) : fileOrFolder;
+}
 
 export interface AnnotatedSample extends Sample {
   file: string;

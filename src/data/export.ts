@@ -4,9 +4,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { FASHION_LABELS } from '../model/spec';
+import { ANNOTATIONS_FILE } from './annotations';
 import { renderFashionLoc, type FashionLocSource, type FashionLocSplit } from './fashionloc';
 
-export const ANNOTATIONS_FILE = 'annotations.jsonl';
+export { ANNOTATIONS_FILE };
+
 export const IMAGES_FOLDER = 'images';
 
 export interface FashionLocExportOptions {

@@ -41,6 +41,8 @@ export interface FashionLocSample {
 export const ITEM_THRESHOLD = 32;
 export const DEFAULT_SIZE = 64;
 export const DEFAULT_OBJECT_PROBABILITY = 0.8;
+/** The seed evaluation sets are rendered with, so every model is judged on the same canvases. */
+export const FASHIONLOC_EVAL_SEED = 20240;
 /** Item height range as a fraction of the canvas's shorter side: 20..44 px on a 64 px canvas. */
 const ITEM_SCALE = [20 / 64, 44 / 64] as const;
 const MIN_ITEM_PIXELS = 4;

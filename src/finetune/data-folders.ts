@@ -1,9 +1,8 @@
 /** Data a job names instead of uploading: only inside the folders the server's configuration allows. */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { ANNOTATIONS_FILE } from '../data/annotations';
 import { FinetuneError } from './errors';
-
-const ANNOTATIONS_FILE = 'annotations.jsonl';
 
 function within(root: string, target: string): boolean {
   const relative = path.relative(root, target);

@@ -41,16 +41,8 @@ export const ModelSpecSchema = z
         ctx.addIssue({ code: 'custom', path: ['input', key], message: `needs ${spec.input.channels} values, one per channel` });
       }
     }
-    let h = spec.input.height;
-    let w = spec.input.width;
-    spec.trunk.forEach((block, i) => {
-      h = Math.floor((h + 2 * block.padding - block.kernel) / block.stride) + 1;
-      w = Math.floor((w + 2 * block.padding - block.kernel) / block.stride) + 1;
-      if (block.pool) {
-        h = Math.floor(h / block.pool);
-        w = Math.floor(w / block.pool);
-      }
-      if (h < 1 || w < 1) ctx.addIssue({ code: 'custom', path: ['trunk', i], message: 'reduces the feature map to nothing' });
+    featureMapSizes(spec.input, spec.trunk).forEach(({ height, width }, i) => {
+      if (height < 1 || width < 1) ctx.addIssue({ code: 'custom', path: ['trunk', i], message: 'reduces the feature map to nothing' });
     });
     const labels = spec.heads.classification.labels;
     if (new Set(labels).size !== labels.length) {
@@ -123,17 +115,23 @@ export function builtinSpec(name: string): ModelSpec {
   return structuredClone(spec);
 }
 
-/** Spatial size of the trunk's output feature map. */
-export function trunkOutput(spec: ModelSpec): { channels: number; height: number; width: number } {
-  let h = spec.input.height;
-  let w = spec.input.width;
-  for (const b of spec.trunk) {
+/** Height and width of the feature map after each trunk block (convolution, then pooling). */
+function featureMapSizes(input: { height: number; width: number }, trunk: readonly ConvBlock[]): { height: number; width: number }[] {
+  let h = input.height;
+  let w = input.width;
+  return trunk.map((b) => {
     h = Math.floor((h + 2 * b.padding - b.kernel) / b.stride) + 1;
     w = Math.floor((w + 2 * b.padding - b.kernel) / b.stride) + 1;
     if (b.pool) {
       h = Math.floor(h / b.pool);
       w = Math.floor(w / b.pool);
     }
-  }
-  return { channels: spec.trunk[spec.trunk.length - 1].outChannels, height: h, width: w };
+    return { height: h, width: w };
+  });
+}
+
+/** Spatial size of the trunk's output feature map. */
+export function trunkOutput(spec: ModelSpec): { channels: number; height: number; width: number } {
+  const last = featureMapSizes(spec.input, spec.trunk).pop()!;
+  return { channels: spec.trunk[spec.trunk.length - 1].outChannels, ...last };
 }

@@ -2,12 +2,12 @@
  * The trainer worker: owns the ONNX Runtime sessions, runs steps and validation, writes checkpoints.
  * Batches come from the main thread on request, a few ahead, so data preparation overlaps the steps.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { loadCheckpointSync, saveCheckpointSync, specDifference, type Checkpoint } from '../artifacts/checkpoint';
-import { exportModel, FILES } from '../artifacts/export';
+import { checkpointFileOf, exportModel, FILES } from '../artifacts/export';
 import { IO, buildEvalGraph } from '../artifacts/graphs';
 import type { Batch } from '../data/dataset';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
@@ -86,10 +86,6 @@ function learningRate(config: TrainConfig, step: number, totalSteps: number): nu
   return config.lr * (0.01 + 0.99 * 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
 
-function checkpointFile(from: string): string {
-  return existsSync(from) && statSync(from).isDirectory() ? path.join(from, FILES.checkpoint) : from;
-}
-
 function startingPoint(config: TrainConfig): { checkpoint: Checkpoint; progress?: Progress } {
   const own = path.join(config.outDir, FILES.checkpoint);
   if (config.resume) {
@@ -100,7 +96,7 @@ function startingPoint(config: TrainConfig): { checkpoint: Checkpoint; progress?
     return { checkpoint, progress: checkpoint.progress as Progress | undefined };
   }
   if (config.from) {
-    const file = checkpointFile(config.from);
+    const file = checkpointFileOf(config.from);
     const loaded = loadCheckpointSync(file);
     const diff = specDifference(config.spec, loaded.spec);
     if (diff) throw new Error(`--from: ${file} is of another architecture (${diff})`);

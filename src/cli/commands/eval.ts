@@ -1,17 +1,15 @@
-import path from 'node:path';
 import type { Command } from 'commander';
 import { readManifest, writeManifest } from '../../artifacts/manifest';
-import { loadAnnotatedDataset } from '../../data/annotations';
+import { annotationsFileOf, loadAnnotatedDataset } from '../../data/annotations';
 import { annotatedDataset, fashionLocDataset, type Dataset } from '../../data/dataset';
-import type { FashionLocSplit } from '../../data/fashionloc';
+import { FASHIONLOC_EVAL_SEED, type FashionLocSplit } from '../../data/fashionloc';
 import { loadFashionMnist } from '../../data/idx';
 import { parseDevice } from '../../runtime/session';
 import { evaluateModel } from '../../train/evaluate';
 import { parseNumber, table } from '../format';
 import { metricsRows } from './train';
 
-/** The seed of the FashionLoc evaluation sets, fixed so every model is judged on the same canvases. */
-export const FASHIONLOC_EVAL_SEED = 20240;
+export { FASHIONLOC_EVAL_SEED };
 
 export function register(program: Command): void {
   program
@@ -40,7 +38,7 @@ export function register(program: Command): void {
           count: parseNumber(opts.count, '--count', { integer: true, min: 1 }),
         });
       } else {
-        const file = opts.data.endsWith('.jsonl') ? opts.data : path.join(opts.data, 'annotations.jsonl');
+        const file = annotationsFileOf(opts.data);
         const { samples } = await loadAnnotatedDataset(file, manifest.labels, manifest.spec.input, { skipBad: opts.skipBad });
         dataset = annotatedDataset(samples);
       }

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadCheckpoint } from '../../artifacts/checkpoint';
-import { exportModel, FILES } from '../../artifacts/export';
+import { checkpointFileOf, exportModel } from '../../artifacts/export';
 import { readManifest } from '../../artifacts/manifest';
 import { parseOptimizer } from '../../model/optimizers';
 import { builtinSpec, parseSpec, type ModelSpec, BUILTIN_SPECS } from '../../model/spec';
@@ -41,9 +41,9 @@ export function register(program: Command): void {
     .option('--weights-only', 'leave the optimizer state out of the checkpoint (a smaller file to ship)')
     .action(async (opts) => {
       if (!opts.arch && !opts.from) throw new Error('give --arch or --from');
-      const fromFolder = opts.from && (await fs.stat(opts.from).catch(() => undefined))?.isDirectory();
-      const source = fromFolder ? await readManifest(opts.from) : undefined;
-      const loaded = opts.from ? await loadCheckpoint(fromFolder ? path.join(opts.from, FILES.checkpoint) : opts.from) : undefined;
+      const checkpointFile = opts.from ? checkpointFileOf(opts.from) : undefined;
+      const source = checkpointFile && checkpointFile !== opts.from ? await readManifest(opts.from) : undefined;
+      const loaded = checkpointFile ? await loadCheckpoint(checkpointFile) : undefined;
       const checkpoint = loaded && opts.weightsOnly ? { spec: loaded.spec, params: loaded.params } : loaded;
       const spec = checkpoint?.spec ?? (await resolveSpec(opts.arch));
       const seed = Number(opts.seed);

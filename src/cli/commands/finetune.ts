@@ -2,13 +2,14 @@
  * `trident finetune`: a client of a running server. Uploads an annotated image folder, then follows
  * the job's event stream with a progress bar until the job ends, and prints the decision.
  */
-import { existsSync, openAsBlob, promises as fs, statSync } from 'node:fs';
+import { existsSync, openAsBlob, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import type { Decision, EpochReport, Evaluation, JobRecord, MetricsPair, ReadyInfo, StepInfo } from '../../finetune/record';
 import { readSseEvents } from '../../serve/sse';
 import { formatNumber, parseNumber, parseTaskWeights, table } from '../format';
+import { annotationsFileOf } from '../../data/annotations';
 
 export const API_KEY_ENV = 'TRIDENT_API_KEY';
 
@@ -84,8 +85,7 @@ function params(flags: FinetuneFlags): Record<string, unknown> {
  * server will refuse (bad JSON, files outside the folder, missing files) are left for its message.
  */
 async function uploadForm(flags: FinetuneFlags): Promise<{ form: FormData; files: number; bytes: number }> {
-  if (!existsSync(flags.data)) throw new Error(`--data: ${flags.data} does not exist`);
-  const jsonl = statSync(flags.data).isDirectory() ? path.join(flags.data, 'annotations.jsonl') : flags.data;
+  const jsonl = annotationsFileOf(flags.data);
   const root = path.resolve(path.dirname(jsonl));
   const text = await fs.readFile(jsonl, 'utf8');
   const names = new Set<string>();

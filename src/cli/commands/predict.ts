@@ -4,10 +4,13 @@ import type { Command } from 'commander';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { FILES } from '../../artifacts/export';
+import { writeFileAtomic } from '../../artifacts/files';
 import { IO } from '../../artifacts/graphs';
 import { readManifest } from '../../artifacts/manifest';
 import { boxToPixels, prepareImage } from '../../data/image';
+import { decodeHeads } from '../../runtime/predictor';
 import { createSession, parseDevice } from '../../runtime/session';
+import type { Feeds } from '../../runtime/worker-protocol';
 import { parseNumber } from '../format';
 
 export interface Prediction {
@@ -33,7 +36,7 @@ async function drawPrediction(image: Buffer, p: Prediction, out: string): Promis
 <rect x="${x1}" y="${y1}" width="${Math.max(1, x2 - x1)}" height="${Math.max(1, y2 - y1)}" fill="none" stroke="${colour}" stroke-width="${stroke}"/>
 <text x="${Math.max(0, x1)}" y="${Math.max(font, y1 - stroke)}" font-family="sans-serif" font-size="${font}" fill="${colour}" stroke="black" stroke-width="0.5">${escapeXml(label)}</text>
 </svg>`;
-  await sharp(upright).composite([{ input: Buffer.from(svg), top: 0, left: 0 }]).png().toFile(out);
+  await writeFileAtomic(out, await sharp(upright).composite([{ input: Buffer.from(svg), top: 0, left: 0 }]).png().toBuffer());
 }
 
 export function register(program: Command): void {
@@ -61,14 +64,14 @@ export function register(program: Command): void {
           throw new Error(`${file}: ${e.message}`);
         });
         const out = await session.run({ [IO.image]: new ort.Tensor('float32', prepared.data, [1, channels, height, width]) });
-        const probs = Array.from(out[IO.classProbs].data as Float32Array);
-        const ranked = probs.map((score, k) => ({ label: manifest.labels[k], score })).sort((a, b) => b.score - a.score);
-        const objectScore = (out[IO.objectnessProb].data as Float32Array)[0];
-        const [x1, y1, x2, y2] = boxToPixels(Array.from(out[IO.boxOut].data as Float32Array), prepared);
+        const outputs: Feeds = {};
+        for (const [name, t] of Object.entries(out)) outputs[name] = { dtype: 'float32', dims: [...t.dims], data: t.data as Float32Array };
+        const heads = decodeHeads(outputs, 0, manifest.labels, { topK, objectThreshold: threshold });
+        const [x1, y1, x2, y2] = boxToPixels([heads.box.x1, heads.box.y1, heads.box.x2, heads.box.y2], prepared);
         const p: Prediction = {
           image: file,
-          class: { label: ranked[0].label, score: ranked[0].score, top_k: ranked.slice(0, topK) },
-          object: { present: objectScore >= threshold, score: objectScore },
+          class: { label: heads.class.label, score: heads.class.score, top_k: heads.class.topK.map(({ label, score }) => ({ label, score })) },
+          object: heads.object,
           box: { x1, y1, x2, y2 },
         };
         if (opts.json) process.stdout.write(`${JSON.stringify(p)}\n`);

@@ -1,9 +1,8 @@
-import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { loadCheckpoint, specDifference } from '../../artifacts/checkpoint';
-import { FILES } from '../../artifacts/export';
+import { checkpointFileOf, FILES } from '../../artifacts/export';
 import { parseOptimizer } from '../../model/optimizers';
 import type { ModelSpec } from '../../model/spec';
 import type { Metrics } from '../../runtime/metrics';
@@ -12,6 +11,7 @@ import { DEFAULTS, type DataConfig, type TrainConfig } from '../../train/config'
 import { TrainJob } from '../../train/job';
 import { formatNumber, parseNumber, parseTaskWeights, table } from '../format';
 import { resolveSpec } from './export';
+import { annotationsFileOf } from '../../data/annotations';
 
 export function metricsRows(m: Metrics): [string, string | number][] {
   return [
@@ -36,14 +36,12 @@ export function dataConfig(data: string, opts: { fashionMnist?: string; trainCou
       p: opts.p ? parseNumber(opts.p, '--p', { min: 0, max: 1 }) : undefined,
     };
   }
-  if (!existsSync(data)) throw new Error(`--data: ${data} does not exist (give fashion-mnist or an annotations .jsonl file)`);
-  const file = statSync(data).isDirectory() ? path.join(data, 'annotations.jsonl') : data;
+  const file = annotationsFileOf(data);
   return { kind: 'annotations', file, skipBad: opts.skipBad, valShare: parseNumber(opts.valShare, '--val-share', { min: 0, max: 0.9 }) };
 }
 
 async function chooseSpec(opts: { arch?: string; from?: string; resume?: boolean; out: string }): Promise<ModelSpec> {
-  const fromFile = (p: string) => (existsSync(p) && statSync(p).isDirectory() ? path.join(p, FILES.checkpoint) : p);
-  const source = opts.resume ? path.join(opts.out, FILES.checkpoint) : opts.from ? fromFile(opts.from) : undefined;
+  const source = opts.resume ? path.join(opts.out, FILES.checkpoint) : opts.from ? checkpointFileOf(opts.from) : undefined;
   const existing = source ? (await loadCheckpoint(source)).spec : undefined;
   if (!opts.arch) {
     if (!existing) throw new Error('give --arch (or --from / --resume to take the architecture from a checkpoint)');
