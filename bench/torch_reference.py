@@ -1,14 +1,15 @@
 """Optional PyTorch reference for Trident's training step (never needed by the product or CI).
 
-  python3 bench/torch_reference.py time  SPEC.json BATCH THREADS STEPS
-      prints {"median_ms": …, "forward_ms": …} for an Adam train step of the equivalent module.
+  python3 bench/torch_reference.py serve SPEC.json BATCH THREADS
+      prints {"ready": …} once the equivalent module, an Adam optimizer and a random batch exist, then
+      answers each stdin line "step N" or "forward N" with {"ms": [N timings]}, until "quit"; the
+      caller alternates these rounds with its own so that both are timed under the same conditions.
   python3 bench/torch_reference.py check CHECKPOINT.safetensors BATCH.safetensors OUT.safetensors LR
       one Adam step from the checkpoint's weights on the given batch; writes loss, task losses,
       updated parameters and Adam's state (<param>.exp_avg, <param>.exp_avg_sq) so the caller can
       compare them with train_step.onnx.
 """
 import json
-import statistics
 import struct
 import sys
 import time
@@ -107,7 +108,7 @@ def random_batch(spec, n, gen):
     )
 
 
-def time_step(spec_path, batch, threads, steps):
+def serve_timings(spec_path, batch, threads):
     torch.set_num_threads(threads)
     spec = json.load(open(spec_path))
     net = Net(spec)
@@ -115,22 +116,29 @@ def time_step(spec_path, batch, threads, steps):
     gen = torch.Generator().manual_seed(0)
     data = random_batch(spec, batch, gen)
     weights = torch.ones(3)
-    times, fwd = [], []
-    for i in range(steps + 3):
-        t0 = time.perf_counter()
+
+    def step():
         opt.zero_grad(set_to_none=True)
         loss, _ = losses(net, *data, weights)
         loss.backward()
         opt.step()
-        if i >= 3:
-            times.append((time.perf_counter() - t0) * 1000)
-    with torch.no_grad():
-        for i in range(steps + 3):
-            t0 = time.perf_counter()
+
+    def forward():
+        with torch.no_grad():
             net(data[0])
-            if i >= 3:
-                fwd.append((time.perf_counter() - t0) * 1000)
-    print(json.dumps({"median_ms": statistics.median(times), "forward_ms": statistics.median(fwd), "torch": torch.__version__, "threads": threads}))
+
+    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": threads}), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            break
+        fn = {"step": step, "forward": forward}[words[0]]
+        times = []
+        for _ in range(int(words[1])):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1000)
+        print(json.dumps({"ms": times}), flush=True)
 
 
 def check_step(ckpt_path, batch_path, out_path, lr):
@@ -164,8 +172,8 @@ def check_step(ckpt_path, batch_path, out_path, lr):
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "time":
-        time_step(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    if sys.argv[1] == "serve":
+        serve_timings(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif sys.argv[1] == "check":
         check_step(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
     else:

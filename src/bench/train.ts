@@ -3,10 +3,11 @@
  * - the train step against the forward pass alone and (where Debian's python3-torch exists) PyTorch;
  * - end-to-end training (data pipeline included) against the bare train step.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
 import { buildInferGraph } from '../artifacts/graphs';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
@@ -23,6 +24,8 @@ export interface StepBenchOptions {
   batch: number;
   threads: number;
   steps: number;
+  /** Turns taken by Trident and PyTorch; the steps are spread over them. */
+  rounds: number;
   torch: boolean;
 }
 
@@ -48,60 +51,155 @@ export function randomBatch(spec: ModelSpec, n: number, seed = 1): TrainBatch {
   return { size: n, images, labels, objectness: Float32Array.from(mask), boxes, mask };
 }
 
-async function timeIt(runs: number, fn: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 3; i++) await fn();
+async function timeIt(runs: number, fn: () => Promise<unknown>): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
     await fn();
     times.push(performance.now() - t0);
   }
-  return median(times);
+  return times;
 }
 
 function torchAvailable(): boolean {
   return spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 }
 
-function torchTimes(spec: ModelSpec, opts: StepBenchOptions): { stepMs: number; forwardMs: number; blas: string } | undefined {
-  if (!opts.torch || !torchAvailable()) return undefined;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'trident-bench-'));
-  try {
+const OPENBLAS_PTHREAD = '/usr/lib/x86_64-linux-gnu/openblas-pthread';
+
+/**
+ * PyTorch set up two ways. 'issue' is the baseline the benchmark was specified with: OpenBLAS's
+ * pthread build beside torch.set_num_threads(threads). There OpenBLAS starts its own threads next to
+ * PyTorch's, the two oversubscribe the cores and step times jump between two modes. 'tuned' is the
+ * fastest setup found here: OpenBLAS single-threaded (PyTorch's own threads share the work) and
+ * glibc's mmap/trim thresholds raised so large tensors are not returned to the OS and faulted back
+ * in on every step.
+ */
+export const TORCH_SETUPS = {
+  issue: {},
+  tuned: { OPENBLAS_NUM_THREADS: '1', MALLOC_MMAP_THRESHOLD_: '4294967296', MALLOC_TRIM_THRESHOLD_: '4294967296' },
+} as const;
+export type TorchSetup = keyof typeof TORCH_SETUPS;
+
+/** The PyTorch reference as a child process that times N steps or forward passes on request. */
+class TorchTimer {
+  private readonly lines: AsyncIterator<string>;
+
+  private constructor(
+    private readonly child: ChildProcessWithoutNullStreams,
+    private readonly dir: string,
+  ) {
+    this.lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  }
+
+  static async start(spec: ModelSpec, batch: number, threads: number, setup: TorchSetup): Promise<TorchTimer> {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'trident-bench-'));
     const specFile = path.join(dir, 'spec.json');
     writeFileSync(specFile, JSON.stringify(spec));
-    const openblas = '/usr/lib/x86_64-linux-gnu/openblas-pthread';
-    const env = { ...process.env, ...(existsSync(openblas) ? { LD_LIBRARY_PATH: openblas } : {}) };
+    const env = { ...process.env, ...(existsSync(OPENBLAS_PTHREAD) ? { LD_LIBRARY_PATH: OPENBLAS_PTHREAD } : {}), ...TORCH_SETUPS[setup] };
     const script = path.join(__dirname, '..', '..', 'bench', 'torch_reference.py');
-    const r = spawnSync('/usr/bin/python3', [script, 'time', specFile, String(opts.batch), String(opts.threads), String(opts.steps)], { env, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`PyTorch reference failed: ${r.stderr}`);
-    const parsed = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    return { stepMs: parsed.median_ms, forwardMs: parsed.forward_ms, blas: existsSync(openblas) ? 'OpenBLAS (pthread)' : "Debian's default BLAS" };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    const child = spawn('/usr/bin/python3', [script, 'serve', specFile, String(batch), String(threads)], { env });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = new TorchTimer(child, dir);
+    try {
+      await timer.reply();
+    } catch (e) {
+      timer.close();
+      throw new Error(`PyTorch reference failed to start: ${stderr || (e as Error).message}`);
+    }
+    return timer;
   }
+
+  async time(what: 'step' | 'forward', count: number): Promise<number[]> {
+    this.child.stdin.write(`${what} ${count}\n`);
+    return ((await this.reply()) as { ms: number[] }).ms;
+  }
+
+  close(): void {
+    this.child.stdin.end('quit\n');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private async reply(): Promise<unknown> {
+    const next = await this.lines.next();
+    if (next.done) throw new Error('the PyTorch reference exited');
+    return JSON.parse(next.value);
+  }
+}
+
+export interface TorchFigures {
+  stepMs: number;
+  forwardMs: number;
+  /** Trident's median step over PyTorch's, round by round. */
+  stepRatioPerRound: number[];
 }
 
 export interface StepBenchResult {
   stepMs: number;
   forwardMs: number;
-  torch?: { stepMs: number; forwardMs: number; blas: string };
+  rounds: number;
+  /** Where PyTorch is installed: its figures per setup, and the BLAS it ran on. */
+  torch?: { blas: string } & Record<TorchSetup, TorchFigures>;
 }
 
+const WARM_UP_RUNS = 3;
+
+/**
+ * Trident and PyTorch take turns, a round of `steps` each, so that both meet the same machine
+ * (other tenants, clock changes) and the ratio does not depend on when each happened to run.
+ */
 export async function benchTrainStep(opts: StepBenchOptions): Promise<StepBenchResult> {
   const params = initParams(opts.spec, 0);
   const runner = await TrainStepRunner.create({ spec: opts.spec, params }, { optimizer: DEFAULT_OPTIMIZER.adam, threads: opts.threads });
-  const batch = randomBatch(opts.spec, opts.batch);
-  const hyper = { lr: 1e-4, weightDecay: 0, clipNorm: 0, taskWeights: [1, 1, 1] as [number, number, number] };
-  const stepMs = await timeIt(opts.steps, () => runner.run(batch, hyper));
-  await runner.release();
-
   const { session } = await createSession(encodeModel(buildInferGraph(opts.spec, params).model), { threads: opts.threads });
-  const { channels, height, width } = opts.spec.input;
-  const image = new ort.Tensor('float32', batch.images, [opts.batch, channels, height, width]);
-  const forwardMs = await timeIt(opts.steps, () => session.run({ image }));
-  await session.release();
+  const setups = Object.keys(TORCH_SETUPS) as TorchSetup[];
+  const torch = new Map<TorchSetup, TorchTimer>();
+  try {
+    if (opts.torch && torchAvailable()) for (const setup of setups) torch.set(setup, await TorchTimer.start(opts.spec, opts.batch, opts.threads, setup));
+    const batch = randomBatch(opts.spec, opts.batch);
+    const hyper = { lr: 1e-4, weightDecay: 0, clipNorm: 0, taskWeights: [1, 1, 1] as [number, number, number] };
+    const { channels, height, width } = opts.spec.input;
+    const image = new ort.Tensor('float32', batch.images, [opts.batch, channels, height, width]);
+    const ours = { step: () => runner.run(batch, hyper), forward: () => session.run({ image }) };
+    await timeIt(WARM_UP_RUNS, ours.step);
+    await timeIt(WARM_UP_RUNS, ours.forward);
+    for (const timer of torch.values()) {
+      await timer.time('step', WARM_UP_RUNS);
+      await timer.time('forward', WARM_UP_RUNS);
+    }
 
-  return { stepMs, forwardMs, torch: torchTimes(opts.spec, opts) };
+    const perRound = Math.max(1, Math.ceil(opts.steps / opts.rounds));
+    const step: number[] = [];
+    const forward: number[] = [];
+    const theirs = new Map(setups.map((s) => [s, { step: [] as number[], forward: [] as number[], ratios: [] as number[] }]));
+    for (let r = 0; r < opts.rounds; r++) {
+      const ourRound = await timeIt(perRound, ours.step);
+      step.push(...ourRound);
+      forward.push(...(await timeIt(perRound, ours.forward)));
+      for (const [setup, timer] of torch) {
+        const t = theirs.get(setup)!;
+        const theirRound = await timer.time('step', perRound);
+        t.step.push(...theirRound);
+        t.forward.push(...(await timer.time('forward', perRound)));
+        t.ratios.push(median(ourRound) / median(theirRound));
+      }
+    }
+    const figures = (setup: TorchSetup): TorchFigures => {
+      const t = theirs.get(setup)!;
+      return { stepMs: median(t.step), forwardMs: median(t.forward), stepRatioPerRound: t.ratios };
+    };
+    return {
+      stepMs: median(step),
+      forwardMs: median(forward),
+      rounds: opts.rounds,
+      torch: torch.size ? { blas: existsSync(OPENBLAS_PTHREAD) ? 'OpenBLAS (pthread)' : "Debian's default BLAS", issue: figures('issue'), tuned: figures('tuned') } : undefined,
+    };
+  } finally {
+    for (const timer of torch.values()) timer.close();
+    await runner.release();
+    await session.release();
+  }
 }
 
 export interface PipelineBenchResult {
@@ -133,7 +231,8 @@ export async function benchPipeline(spec: ModelSpec, batch: number, threads: num
     const runner = await TrainStepRunner.create({ spec, params }, { optimizer: DEFAULT_OPTIMIZER.adam, threads });
     const data = randomBatch(spec, batch);
     const hyper = { lr: 1e-4, weightDecay: 0, clipNorm: 0, taskWeights: [1, 1, 1] as [number, number, number] };
-    const ms = await timeIt(steps, () => runner.run(data, hyper));
+    await timeIt(WARM_UP_RUNS, () => runner.run(data, hyper));
+    const ms = median(await timeIt(steps, () => runner.run(data, hyper)));
     await runner.release();
     return { endToEndImagesPerSecond, bareImagesPerSecond: (batch * 1000) / ms };
   } finally {

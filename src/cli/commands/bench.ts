@@ -11,7 +11,8 @@ export function register(program: Command): void {
     .option('--arch <name|spec.json>', 'architecture for the step benchmark', 'seed')
     .option('--batch <n>', 'batch size', '64')
     .option('--threads <n>', 'ONNX Runtime (and PyTorch) threads', '2')
-    .option('--steps <n>', 'timed steps (median reported)', '20')
+    .option('--steps <n>', 'timed steps (median reported)', '30')
+    .option('--rounds <n>', 'turns Trident and PyTorch take, alternately, to share the timed steps', '5')
     .option('--no-torch', 'skip the PyTorch comparison')
     .option('--no-pipeline', 'skip the end-to-end data pipeline benchmark')
     .option('--json', 'print the figures as JSON')
@@ -20,7 +21,8 @@ export function register(program: Command): void {
       const batch = parseNumber(opts.batch, '--batch', { integer: true, min: 1 });
       const threads = parseNumber(opts.threads, '--threads', { integer: true, min: 1 });
       const steps = parseNumber(opts.steps, '--steps', { integer: true, min: 1 });
-      const step = await benchTrainStep({ spec, batch, threads, steps, torch: opts.torch });
+      const rounds = parseNumber(opts.rounds, '--rounds', { integer: true, min: 1 });
+      const step = await benchTrainStep({ spec, batch, threads, steps, rounds, torch: opts.torch });
       const pipeline = opts.pipeline ? await benchPipeline(await resolveSpec('fashionloc'), batch, threads, Math.min(steps, 20)) : undefined;
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ arch: spec.name, batch, threads, step, pipeline })}\n`);
@@ -32,13 +34,17 @@ export function register(program: Command): void {
         ['step / forward', step.stepMs / step.forwardMs],
       ];
       if (step.torch) {
-        rows.push(
-          [`pytorch train step (ms, ${step.torch.blas})`, step.torch.stepMs],
-          ['pytorch forward only (ms)', step.torch.forwardMs],
-          ['trident step / pytorch step', step.stepMs / step.torch.stepMs],
-        );
+        for (const [setup, label] of [['issue', 'as the issue sets it up'], ['tuned', 'tuned (see bench/train.ts)']] as const) {
+          const t = step.torch[setup];
+          rows.push(
+            [`pytorch ${label}: train step (ms)`, t.stepMs],
+            [`pytorch ${label}: forward (ms)`, t.forwardMs],
+            [`trident step / pytorch step (${setup})`, step.stepMs / t.stepMs],
+            [`  per round: lowest … highest`, `${formatNumber(Math.min(...t.stepRatioPerRound))} … ${formatNumber(Math.max(...t.stepRatioPerRound))}`],
+          );
+        }
       } else rows.push(['pytorch', opts.torch ? 'not installed (apt-get install python3-torch)' : 'skipped']);
-      process.stdout.write(`${spec.name}, batch ${batch}, ${threads} threads, Adam\n${table(['measure', 'value'], rows)}\n`);
+      process.stdout.write(`${spec.name}, batch ${batch}, ${threads} threads, Adam, ${rounds} alternating rounds${step.torch ? `, PyTorch on ${step.torch.blas}` : ''}\n${table(['measure', 'value'], rows)}\n`);
       if (pipeline) {
         const cost = 1 - pipeline.endToEndImagesPerSecond / pipeline.bareImagesPerSecond;
         process.stdout.write(`\nfashionloc, batch ${batch}: end-to-end training vs bare train step\n`);
