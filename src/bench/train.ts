@@ -15,7 +15,7 @@ import { initParams, seededRandom } from '../model/params';
 import type { ModelSpec } from '../model/spec';
 import { encodeModel } from '../onnx/serialize';
 import { createSession } from '../runtime/session';
-import { TrainStepRunner, type TrainBatch } from '../runtime/train-step';
+import { STEPS_PER_RUN, TrainStepRunner, type TrainBatch } from '../runtime/train-step';
 import { DEFAULTS } from '../train/config';
 import { TrainJob } from '../train/job';
 
@@ -51,14 +51,26 @@ export function randomBatch(spec: ModelSpec, n: number, seed = 1): TrainBatch {
   return { size: n, images, labels, objectness: Float32Array.from(mask), boxes, mask };
 }
 
-async function timeIt(runs: number, fn: () => Promise<unknown>): Promise<number[]> {
+/** Milliseconds per call of `fn`, divided by `per` (the steps one call takes). */
+async function timeIt(runs: number, fn: () => Promise<unknown>, per = 1): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
     await fn();
-    times.push(performance.now() - t0);
+    times.push((performance.now() - t0) / per);
   }
   return times;
+}
+
+/** Train steps as training runs them: STEPS_PER_RUN to an ONNX Runtime run. */
+function stepsAsTrainingRunsThem(runner: TrainStepRunner, batch: TrainBatch) {
+  const hyper = { lr: 1e-4, weightDecay: 0, clipNorm: 0, taskWeights: [1, 1, 1] as [number, number, number] };
+  const batches = Array.from({ length: STEPS_PER_RUN }, () => batch);
+  const hypers = batches.map(() => hyper);
+  return {
+    run: () => runner.runSteps(batches, hypers),
+    single: () => runner.run(batch, hyper),
+  };
 }
 
 function torchAvailable(): boolean {
@@ -136,7 +148,10 @@ export interface TorchFigures {
 }
 
 export interface StepBenchResult {
+  /** Per step, STEPS_PER_RUN steps to a run as training takes them. */
   stepMs: number;
+  /** Per step, one step to a run. */
+  singleStepMs: number;
   forwardMs: number;
   rounds: number;
   /** Where PyTorch is installed: its figures per setup, and the BLAS it ran on. */
@@ -158,12 +173,17 @@ export async function benchTrainStep(opts: StepBenchOptions): Promise<StepBenchR
   try {
     if (opts.torch && torchAvailable()) for (const setup of setups) torch.set(setup, await TorchTimer.start(opts.spec, opts.batch, opts.threads, setup));
     const batch = randomBatch(opts.spec, opts.batch);
-    const hyper = { lr: 1e-4, weightDecay: 0, clipNorm: 0, taskWeights: [1, 1, 1] as [number, number, number] };
     const { channels, height, width } = opts.spec.input;
     const image = new ort.Tensor('float32', batch.images, [opts.batch, channels, height, width]);
-    const ours = { step: () => runner.run(batch, hyper), forward: () => session.run({ image }) };
-    await timeIt(WARM_UP_RUNS, ours.step);
-    await timeIt(WARM_UP_RUNS, ours.forward);
+    const steps = stepsAsTrainingRunsThem(runner, batch);
+    const ours = {
+      step: (runs: number) => timeIt(runs, steps.run, STEPS_PER_RUN),
+      single: (runs: number) => timeIt(runs, steps.single),
+      forward: (runs: number) => timeIt(runs, () => session.run({ image })),
+    };
+    await ours.step(1);
+    await ours.single(WARM_UP_RUNS);
+    await ours.forward(WARM_UP_RUNS);
     for (const timer of torch.values()) {
       await timer.time('step', WARM_UP_RUNS);
       await timer.time('forward', WARM_UP_RUNS);
@@ -171,12 +191,14 @@ export async function benchTrainStep(opts: StepBenchOptions): Promise<StepBenchR
 
     const perRound = Math.max(1, Math.ceil(opts.steps / opts.rounds));
     const step: number[] = [];
+    const single: number[] = [];
     const forward: number[] = [];
     const theirs = new Map(setups.map((s) => [s, { step: [] as number[], forward: [] as number[], ratios: [] as number[] }]));
     for (let r = 0; r < opts.rounds; r++) {
-      const ourRound = await timeIt(perRound, ours.step);
+      const ourRound = await ours.step(Math.ceil(perRound / STEPS_PER_RUN));
       step.push(...ourRound);
-      forward.push(...(await timeIt(perRound, ours.forward)));
+      single.push(...(await ours.single(perRound)));
+      forward.push(...(await ours.forward(perRound)));
       for (const [setup, timer] of torch) {
         const t = theirs.get(setup)!;
         const theirRound = await timer.time('step', perRound);
@@ -191,6 +213,7 @@ export async function benchTrainStep(opts: StepBenchOptions): Promise<StepBenchR
     };
     return {
       stepMs: median(step),
+      singleStepMs: median(single),
       forwardMs: median(forward),
       rounds: opts.rounds,
       torch: torch.size ? { blas: existsSync(OPENBLAS_PTHREAD) ? 'OpenBLAS (pthread)' : "Debian's default BLAS", issue: figures('issue'), tuned: figures('tuned') } : undefined,
@@ -207,35 +230,39 @@ export interface PipelineBenchResult {
   bareImagesPerSecond: number;
 }
 
-/** Images/s of a real FashionLoc training job (data rendered, augmented and batched) vs the bare step. */
-export async function benchPipeline(spec: ModelSpec, batch: number, threads: number, steps: number): Promise<PipelineBenchResult> {
+/**
+ * Images/s of a real FashionLoc training job (data rendered, augmented and batched) vs the bare
+ * step, in alternating rounds: a short job, then as many bare steps, and again.
+ */
+export async function benchPipeline(spec: ModelSpec, batch: number, threads: number, steps: number, rounds = 2): Promise<PipelineBenchResult> {
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'trident-pipeline-'));
+  const skip = 2 * STEPS_PER_RUN;
+  const runner = await TrainStepRunner.create({ spec, params: initParams(spec, 0) }, { optimizer: DEFAULT_OPTIMIZER.adam, threads });
   try {
-    const job = await TrainJob.start({
-      ...DEFAULTS,
-      spec,
-      data: { kind: 'fashionloc', trainCount: batch * (steps + 5), valCount: batch },
-      outDir,
-      epochs: 1,
-      batchSize: batch,
-      threads,
-      maxSteps: steps + 5,
-    });
-    const times: number[] = [];
-    job.on('step', (m) => {
-      if (m.index >= 5) times.push(m.imagesPerSecond);
-    });
-    await job.done;
-    const endToEndImagesPerSecond = median(times);
-    const params = initParams(spec, 0);
-    const runner = await TrainStepRunner.create({ spec, params }, { optimizer: DEFAULT_OPTIMIZER.adam, threads });
-    const data = randomBatch(spec, batch);
-    const hyper = { lr: 1e-4, weightDecay: 0, clipNorm: 0, taskWeights: [1, 1, 1] as [number, number, number] };
-    await timeIt(WARM_UP_RUNS, () => runner.run(data, hyper));
-    const ms = median(await timeIt(steps, () => runner.run(data, hyper)));
-    await runner.release();
-    return { endToEndImagesPerSecond, bareImagesPerSecond: (batch * 1000) / ms };
+    const run = stepsAsTrainingRunsThem(runner, randomBatch(spec, batch)).run;
+    await timeIt(1, run);
+    const endToEnd: number[] = [];
+    const bare: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const job = await TrainJob.start({
+        ...DEFAULTS,
+        spec,
+        data: { kind: 'fashionloc', trainCount: batch * (steps + skip), valCount: batch },
+        outDir: path.join(outDir, String(r)),
+        epochs: 1,
+        batchSize: batch,
+        threads,
+        maxSteps: steps + skip,
+      });
+      job.on('step', (m) => {
+        if (m.index >= skip) endToEnd.push(m.imagesPerSecond);
+      });
+      await job.done;
+      for (const ms of await timeIt(Math.ceil(steps / STEPS_PER_RUN), run, STEPS_PER_RUN)) bare.push((batch * 1000) / ms);
+    }
+    return { endToEndImagesPerSecond: median(endToEnd), bareImagesPerSecond: median(bare) };
   } finally {
+    await runner.release();
     rmSync(outDir, { recursive: true, force: true });
   }
 }

@@ -297,8 +297,9 @@ export class JobManager extends EventEmitter<ManagerEvents> {
   async cancel(id: string): Promise<JobRecord> {
     checkJobId(id);
     const active = this.active.get(id);
-    if (!active) {
-      const record = await this.store.load(id);
+    // A job that is finishing has its final state already, while its files are still being written.
+    if (!active || isEnded(active.record.state)) {
+      const record = active?.record ?? (await this.store.load(id));
       throw new FinetuneError('conflict', `job ${id} has already ended (${record.state})`);
     }
     const { record } = active;

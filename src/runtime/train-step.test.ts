@@ -8,7 +8,10 @@ import { DEFAULT_OPTIMIZER, type OptimizerName } from '../model/optimizers';
 import { initParams, layout } from '../model/params';
 import { builtinSpec } from '../model/spec';
 import { maxAbsDiff, randomBatch } from '../testing/batches';
-import { TrainStepRunner, type StepHyper, type TrainBatch } from './train-step';
+import * as ort from 'onnxruntime-node';
+import { buildTrainStepGraph } from '../artifacts/graphs';
+import { encodeModel } from '../onnx/serialize';
+import { TrainStepRunner, batchFeeds, type StepHyper, type TrainBatch } from './train-step';
 
 const spec = builtinSpec('tiny');
 const start = (seed = 1): Checkpoint => ({ spec, params: initParams(spec, seed) });
@@ -127,6 +130,53 @@ describe('TrainStepRunner', () => {
     expect(bitwiseEqual(second.params(), straight.params())).toBe(true);
     expect(bitwiseEqual(second.optimizerState().state, straight.optimizerState().state)).toBe(true);
     await Promise.all([straight.release(), first.release(), second.release()]);
+  });
+
+  it('steps grouped into runs give the same losses and weights bit for bit as one run per step, and as train_step.onnx', async () => {
+    const batches = [1, 2, 3, 4, 5].map((seed) => randomBatch(spec, 8, 10 + seed));
+    const hypers = batches.map((_, i) => hyper({ lr: 3e-3 / (i + 1), weightDecay: 1e-3, clipNorm: 5 }));
+    const single = await runner('adam');
+    const one: number[] = [];
+    for (let i = 0; i < batches.length; i++) one.push((await single.run(batches[i], hypers[i])).loss);
+    const grouped = await runner('adam');
+    const many = [...(await grouped.runSteps(batches.slice(0, 3), hypers.slice(0, 3))), ...(await grouped.runSteps(batches.slice(3), hypers.slice(3)))];
+    expect(many.map((r) => r.loss)).toEqual(one);
+    expect(grouped.stepsTaken).toBe(5);
+    expect(bitwiseEqual(single.params(), grouped.params())).toBe(true);
+    expect(bitwiseEqual(single.optimizerState().state, grouped.optimizerState().state)).toBe(true);
+
+    // The exported single-step graph, fed step by step, lands on the same weights.
+    const graph = buildTrainStepGraph(spec, { optimizer: DEFAULT_OPTIMIZER.adam });
+    const session = await ort.InferenceSession.create(encodeModel(graph.model), { intraOpNumThreads: 1 });
+    const state: Record<string, ort.Tensor> = {};
+    for (const p of layout(spec).params) {
+      state[p.name] = new ort.Tensor('float32', start().params.get(p.name)!, p.shape);
+      for (const suffix of ['exp_avg', 'exp_avg_sq']) state[`${p.name}.${suffix}`] = new ort.Tensor('float32', new Float32Array(p.shape.reduce((a, b) => a * b, 1)), p.shape);
+    }
+    for (let i = 0; i < batches.length; i++) {
+      const h = hypers[i];
+      const scalar = (v: number) => new ort.Tensor('float32', Float32Array.of(v), []);
+      const out = await session.run({
+        ...state,
+        ...batchFeeds(spec, batches[i]),
+        step: scalar(i), lr: scalar(h.lr), weight_decay: scalar(h.weightDecay), clip_norm: scalar(h.clipNorm),
+        task_weights: new ort.Tensor('float32', Float32Array.from(h.taskWeights), [3]),
+      });
+      expect((out.loss.data as Float32Array)[0]).toBe(one[i]);
+      for (const k of Object.keys(state)) state[k] = out[`${k}.next`];
+    }
+    const exported = new Map(layout(spec).params.map((p) => [p.name, state[p.name].data as Float32Array]));
+    expect(bitwiseEqual(exported, single.params())).toBe(true);
+    await Promise.all([single.release(), grouped.release(), session.release()]);
+  });
+
+  it('refuses a run of batches of different sizes, or of steps whose hyperparameters differ beyond the learning rate', async () => {
+    const r = await runner('adam');
+    await expect(r.runSteps([batch, randomBatch(spec, 8, 3)], [hyper(), hyper()])).rejects.toThrow(/batches of sizes 16, 8; one run takes batches of one size/);
+    await expect(r.runSteps([batch, batch], [hyper(), hyper({ clipNorm: 1 })])).rejects.toThrow(/weight decay, clip norm and task weights must be the same/);
+    await expect(r.runSteps([batch], [])).rejects.toThrow(/1 batches and 0 hyperparameter sets/);
+    expect(r.stepsTaken).toBe(0);
+    await r.release();
   });
 
   it('another optimizer than the checkpoint’s starts from fresh state with the same weights', async () => {

@@ -72,7 +72,6 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
   private launch(resolve: (m: DoneMessage) => void, reject: (e: Error) => void): void {
     const worker = new Worker(path.join(__dirname, 'worker.js'));
     this.worker = worker;
-    let lastStepAt = 0;
     let settled = false;
     const fail = (e: Error) => {
       if (settled) return;
@@ -97,7 +96,6 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
           break;
         }
         case 'ready':
-          lastStepAt = performance.now();
           this.emit('ready', {
             ...m,
             stepsPerEpoch: this.maker.stepsPerEpoch,
@@ -106,14 +104,10 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
           });
           break;
         case 'step': {
-          const now = performance.now();
-          const imagesPerSecond = (this.config.batchSize * 1000) / Math.max(now - lastStepAt, 1e-3);
-          lastStepAt = now;
-          this.emit('step', { ...m, imagesPerSecond });
+          this.emit('step', { ...m, imagesPerSecond: (this.config.batchSize * 1000) / Math.max(m.wallMs, 1e-3) });
           break;
         }
         case 'epoch':
-          lastStepAt = performance.now();
           this.emit('epoch', m);
           break;
         case 'checkpoint':

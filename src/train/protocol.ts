@@ -31,7 +31,10 @@ export type FromWorker =
       taskLosses: [number, number, number];
       gradNorm: number;
       lr: number;
+      /** ONNX Runtime time per step (a run of several steps, divided among them). */
       stepMs: number;
+      /** Wall time per step since the previous run ended, waiting for data included. */
+      wallMs: number;
     }
   | { type: 'epoch'; summary: EpochSummary }
   | { type: 'checkpoint'; file: string; epoch: number; index: number }

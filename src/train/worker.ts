@@ -14,14 +14,15 @@ import { DEFAULT_OPTIMIZER } from '../model/optimizers';
 import { initParams } from '../model/params';
 import { computeMetrics } from '../runtime/metrics';
 import { createSession } from '../runtime/session';
-import { TrainStepRunner, batchFeeds } from '../runtime/train-step';
+import { STEPS_PER_RUN, TrainStepRunner, batchFeeds, type StepHyper } from '../runtime/train-step';
 import { exitWhenAsked } from '../runtime/worker-exit';
 import { encodeModel } from '../onnx/serialize';
 import type { TrainConfig } from './config';
 import type { EpochSummary, FromWorker, ToWorker } from './protocol';
 import { recordEpoch, taskWeightsFor, type WeightingState } from './weighting';
 
-const PREFETCH = 3;
+/** Batches requested ahead: two runs' worth, so the next run's batches are ready when one ends. */
+const PREFETCH = 2 * STEPS_PER_RUN;
 
 interface Progress {
   epoch: number;
@@ -202,18 +203,38 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
       };
     };
     for (let k = 0; k < PREFETCH; k++) if (progress.index + k < stepsPerEpoch) request('train', progress.epoch, progress.index + k);
+    let lastRunEnd = performance.now();
     while (progress.index < stepsPerEpoch) {
-      const { epoch, index } = progress;
-      const batch = await take('train', epoch, index);
-      if (index + PREFETCH < stepsPerEpoch) request('train', epoch, index + PREFETCH);
-      const lr = learningRate(config, runner.stepsTaken, totalSteps);
+      const { epoch } = progress;
+      const stepsLeft = config.maxSteps > 0 ? config.maxSteps - runner.stepsTaken : Infinity;
+      const count = Math.min(STEPS_PER_RUN, stepsPerEpoch - progress.index, stepsLeft);
+      const batches: Batch[] = [];
+      const hypers: StepHyper[] = [];
+      for (let j = 0; j < count; j++) {
+        const index = progress.index + j;
+        const batch = await take('train', epoch, index);
+        if (j > 0 && batch.size !== batches[0].size) {
+          arrived.set(key('train', epoch, index), batch); // a batch of another size starts the next run
+          break;
+        }
+        if (index + PREFETCH < stepsPerEpoch) request('train', epoch, index + PREFETCH);
+        batches.push(batch);
+        const lr = learningRate(config, runner.stepsTaken + j, totalSteps);
+        hypers.push({ lr, weightDecay: config.weightDecay, clipNorm: config.clipNorm, taskWeights: weights });
+      }
       const t0 = performance.now();
-      const result = await runner.run(batch, { lr, weightDecay: config.weightDecay, clipNorm: config.clipNorm, taskWeights: weights });
-      const stepMs = performance.now() - t0;
-      if (!Number.isFinite(result.loss)) throw new Error(`loss became ${result.loss} at epoch ${epoch + 1}, step ${index + 1}; lower the learning rate`);
-      for (let t = 0; t < 3; t++) progress.lossSums[t] += result.taskLosses[t];
-      progress.index += 1;
-      post({ type: 'step', epoch, index, step: runner.stepsTaken, ...result, lr, stepMs });
+      const results = await runner.runSteps(batches, hypers);
+      const ended = performance.now();
+      const stepMs = (ended - t0) / results.length;
+      const wallMs = (ended - lastRunEnd) / results.length;
+      lastRunEnd = ended;
+      for (const [j, result] of results.entries()) {
+        const index = progress.index;
+        if (!Number.isFinite(result.loss)) throw new Error(`loss became ${result.loss} at epoch ${epoch + 1}, step ${index + 1}; lower the learning rate`);
+        for (let t = 0; t < 3; t++) progress.lossSums[t] += result.taskLosses[t];
+        progress.index += 1;
+        post({ type: 'step', epoch, index, step: runner.stepsTaken - results.length + j + 1, ...result, lr: hypers[j].lr, stepMs, wallMs });
+      }
       if (stopRequested) {
         reason = 'stopped';
         saveCheckpoint();

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { benchPipeline, benchTrainStep } from '../../bench/train';
+import { STEPS_PER_RUN } from '../../runtime/train-step';
 import { formatNumber, parseNumber, table } from '../format';
 import { resolveSpec } from './export';
 
@@ -23,13 +24,14 @@ export function register(program: Command): void {
       const steps = parseNumber(opts.steps, '--steps', { integer: true, min: 1 });
       const rounds = parseNumber(opts.rounds, '--rounds', { integer: true, min: 1 });
       const step = await benchTrainStep({ spec, batch, threads, steps, rounds, torch: opts.torch });
-      const pipeline = opts.pipeline ? await benchPipeline(await resolveSpec('fashionloc'), batch, threads, Math.min(steps, 20)) : undefined;
+      const pipeline = opts.pipeline ? await benchPipeline(await resolveSpec('fashionloc'), batch, threads, Math.min(steps, 40)) : undefined;
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ arch: spec.name, batch, threads, step, pipeline })}\n`);
         return;
       }
       const rows: (string | number)[][] = [
-        ['trident train step (ms, median)', step.stepMs],
+        [`trident train step (ms, median; ${STEPS_PER_RUN} steps per run)`, step.stepMs],
+        ['trident train step (ms, median; 1 step per run)', step.singleStepMs],
         ['trident forward only (ms, median)', step.forwardMs],
         ['step / forward', step.stepMs / step.forwardMs],
       ];
