@@ -5,9 +5,12 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { initParams, layout } from '../model/params';
 import { builtinSpec } from '../model/spec';
-import { decodeModel } from '../onnx/serialize';
+import { DEFAULT_OPTIMIZER } from '../model/optimizers';
+import { decodeModel, encodeModel } from '../onnx/serialize';
 import { loadCheckpoint } from './checkpoint';
 import { exportModel, FILES } from './export';
+import { buildTrainStepGraph } from './graphs';
+import { buildMultiStepGraph } from './multi-step';
 import { readManifest } from './manifest';
 
 const spec = builtinSpec('tiny');
@@ -134,7 +137,10 @@ describe('exportModel', () => {
     `passes onnx.checker.check_model(full_check=True)${onnxChecker ? '' : ' [skipped: /usr/bin/python3 cannot import onnx]'}`,
     () => {
       const script = 'import onnx, sys\nfor f in sys.argv[1:]:\n    onnx.checker.check_model(onnx.load(f), full_check=True)\nprint("ok")';
-      const files = [FILES.infer, FILES.trainStep, FILES.eval].map((f) => path.join(dir, f));
+      // The several-steps-per-run graph the trainer builds from train_step (never written by export).
+      const multi = path.join(root, 'train_steps.onnx');
+      writeFileSync(multi, encodeModel(buildMultiStepGraph(buildTrainStepGraph(builtinSpec('tiny'), { optimizer: DEFAULT_OPTIMIZER.adam, frozen: ['trunk'] })).model));
+      const files = [...[FILES.infer, FILES.trainStep, FILES.eval].map((f) => path.join(dir, f)), multi];
       expect(execFileSync('/usr/bin/python3', ['-c', script, ...files], { encoding: 'utf8' }).trim()).toBe('ok');
     },
   );
