@@ -30,4 +30,4 @@ EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8000/v2/health/ready').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Repository load/unload stay refused until keys are given (TRIDENT_API_KEYS=key1,key2).
-CMD ["node", "bin/trident.js", "serve", "--models", "models", "--http", "8000", "--grpc", "8001"]
+CMD ["node", "--initial-old-space-size=256", "bin/trident.js", "serve", "--models", "models", "--http", "8000", "--grpc", "8001"]

@@ -11,6 +11,7 @@ import * as ort from 'onnxruntime-node';
 import pino from 'pino';
 import { createSession } from '../runtime/session';
 import { serveConfig, type ServeConfig } from '../serve/config';
+import { SERVER_NODE_FLAGS } from '../serve/node-flags';
 import { protos } from '../serve/grpc-common';
 import { closedLoop, processCpuMs, type Measurement } from './serve-measure';
 
@@ -37,9 +38,9 @@ export function sampleTensor(elements: number): Buffer {
   return Buffer.from(new Float32Array(elements).map((_, i) => Math.sin(i)).buffer);
 }
 
-/** Starts `job` in a child process, under `taskset -c cpus` when cpus is given. */
+/** Starts `job` in a child process, under `taskset -c cpus` when cpus is given; the server with the flags `trident serve` has. */
 export function startChild(job: ChildJob, cpus: string | undefined): ChildProcess {
-  const node = [process.execPath, __filename, JSON.stringify(job)];
+  const node = [process.execPath, ...(job.role === 'server' ? SERVER_NODE_FLAGS : []), __filename, JSON.stringify(job)];
   const [command, ...args] = cpus === undefined ? node : ['taskset', '-c', cpus, ...node];
   return spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }

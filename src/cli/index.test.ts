@@ -1,9 +1,11 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { builtinSpec, FASHION_LABELS } from '../model/spec';
+import { makeRepository } from '../runtime/testing/repository';
+import { SERVER_NODE_FLAGS } from '../serve/node-flags';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'trident.js');
@@ -182,5 +184,41 @@ describe('train, eval and predict on a tiny model', () => {
     const drawn = readFileSync(out);
     expect(drawn.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe(true);
     expect(await sharp(drawn).metadata()).toMatchObject({ format: 'png', width: 33, height: 24 });
+  });
+});
+
+describe('trident serve: the server process', () => {
+  it('starts again with the server V8 flags, and SIGTERM to the command drains the server and exits 0', async () => {
+    const root = await makeRepository([{ name: 'tiny', versions: [1] }]);
+    const args = ['serve', '--models', root, '--host', '127.0.0.1', '--http', '0', '--grpc', '0', '--threads', '1', '--no-auth', '--no-finetune'];
+    const command = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => command.once('exit', (code) => resolve(code)));
+    const ready = await new Promise<{ pid: number; http: number }>((resolve, reject) => {
+      let buffer = '';
+      command.stdout.on('data', (chunk: Buffer) => {
+        buffer += chunk.toString();
+        for (const line of buffer.split('\n').slice(0, -1)) if (line.includes('"msg":"ready"')) resolve(JSON.parse(line));
+        buffer = buffer.slice(buffer.lastIndexOf('\n') + 1);
+      });
+      void exited.then((code) => reject(new Error(`trident serve exited with ${code} before it was ready`)));
+    });
+    expect(ready.pid).not.toBe(command.pid);
+    const cmdline = readFileSync(`/proc/${ready.pid}/cmdline`, 'utf8').split('\0');
+    for (const flag of SERVER_NODE_FLAGS) expect(cmdline).toContain(flag);
+    expect((await fetch(`http://127.0.0.1:${ready.http}/v2/health/ready`)).status).toBe(200);
+
+    command.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(() => process.kill(ready.pid, 0)).toThrow(/ESRCH/);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('npm start and the Docker image start the server with the same flags, so it does not start twice', () => {
+    const start = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start as string;
+    const docker = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8').split('\n').find((l) => l.startsWith('CMD '))!;
+    for (const flag of SERVER_NODE_FLAGS) {
+      expect(start).toContain(` ${flag} bin/trident.js serve`);
+      expect(docker).toContain(`"${flag}", "bin/trident.js", "serve"`);
+    }
   });
 });

@@ -131,7 +131,11 @@ export function register(program: Command): void {
       const config = toConfig(flags);
       const log = createLogger(flags.logLevel);
       const server = await startServer(config, log);
+      let stopping = false;
       const stop = (signal: string) => {
+        // A terminal's Ctrl-C can arrive twice (to the process group, and forwarded by bin/trident.js).
+        if (stopping) return;
+        stopping = true;
         log.info({ signal }, 'shutting down');
         void server.drain().then(
           () => process.exit(0),
@@ -141,7 +145,7 @@ export function register(program: Command): void {
           },
         );
       };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
     });
 }
