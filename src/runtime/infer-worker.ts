@@ -42,7 +42,8 @@ async function main(): Promise<void> {
       const result = await session.run(feeds);
       const outputs: Feeds = {};
       for (const [name, t] of Object.entries(result)) outputs[name] = toHost(t);
-      post({ type: 'result', id: msg.id, outputs }, transferList(outputs));
+      const inputs = transferList(msg.feeds);
+      post({ type: 'result', id: msg.id, outputs, inputs }, [...transferList(outputs), ...inputs]);
     } catch (e) {
       post({ type: 'run_failed', id: msg.id, message: (e as Error).message });
     }

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { readManifest, type Manifest } from '../artifacts/manifest';
 import { DynamicBatcher, type BatchObserver, type SubmitOptions } from './batcher';
+import { BufferPool } from './buffer-pool';
 import { RuntimeError } from './errors';
 import type { Device } from './session';
 import { concatBatch, isNumericDType, sliceBatch, zeros, type HostTensor, type NumericDType } from './tensor';
@@ -74,9 +75,10 @@ export class ModelVersion {
       throw new Error(`${name} version ${version}: warm-up failed: ${(e as Error).message}`);
     }
     const observer = opts.observe?.(name, version) ?? {};
+    const buffers = new BufferPool();
     const batcher = new DynamicBatcher<Feeds, Feeds>(
       { maxBatch, maxQueueDelayMs: opts.maxQueueDelayMs, maxQueueSize: opts.maxQueueSize, concurrency: pool.capacity, eagerRuns: pool.size },
-      (items) => runBatch(pool, items),
+      (items) => runBatch(pool, buffers, items),
       (feeds) => batchSize(feeds),
       observer,
     );
@@ -128,11 +130,11 @@ function batchSize(feeds: Feeds): number {
   return first ? first.dims[0] : 1;
 }
 
-async function runBatch(pool: WorkerPool, items: Feeds[]): Promise<Feeds[]> {
+async function runBatch(pool: WorkerPool, buffers: BufferPool, items: Feeds[]): Promise<Feeds[]> {
   const names = Object.keys(items[0]);
   const joined: Feeds = {};
-  for (const name of names) joined[name] = concatBatch(items.map((feeds) => feeds[name]));
-  const outputs = await pool.run(joined);
+  for (const name of names) joined[name] = concatBatch(items.map((feeds) => feeds[name]), (bytes) => buffers.take(bytes));
+  const outputs = await pool.run(joined, (returned) => returned.forEach((b) => buffers.give(b)));
   const results: Feeds[] = [];
   let row = 0;
   for (const feeds of items) {

@@ -41,11 +41,16 @@ export function zeros(dtype: NumericDType, dims: number[]): HostTensor {
   return { dtype, dims, data: new ARRAY_TYPES[dtype](elementCount(dims)) };
 }
 
-/** Joins tensors along dimension 0 into a freshly allocated buffer (safe to transfer to a worker). */
-export function concatBatch(parts: readonly HostTensor[]): HostTensor {
+/**
+ * Joins tensors along dimension 0 into a buffer of its own (safe to transfer to a worker), taken
+ * from `allocate` where given.
+ */
+export function concatBatch(parts: readonly HostTensor[], allocate?: (byteLength: number) => ArrayBuffer): HostTensor {
   const first = parts[0];
   const rows = parts.reduce((n, t) => n + t.dims[0], 0);
-  const data = new ARRAY_TYPES[first.dtype](parts.reduce((n, t) => n + t.data.length, 0));
+  const type = ARRAY_TYPES[first.dtype];
+  const length = parts.reduce((n, t) => n + t.data.length, 0);
+  const data = allocate ? new type(allocate(length * type.BYTES_PER_ELEMENT), 0, length) : new type(length);
   let offset = 0;
   for (const t of parts) {
     (data as Float32Array).set(t.data as Float32Array, offset);

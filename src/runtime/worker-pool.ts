@@ -27,6 +27,8 @@ interface Job {
   feeds: Feeds;
   resolve: (outputs: Feeds) => void;
   reject: (error: Error) => void;
+  /** Receives the input buffers back once the run is done. */
+  recycle?: (buffers: ArrayBuffer[]) => void;
 }
 
 const WORKER_SCRIPT = path.join(__dirname, 'infer-worker.js');
@@ -73,10 +75,13 @@ class SessionWorker {
           case 'log':
             this.log?.(msg.message);
             return;
-          case 'result':
-            this.take(msg.id)?.resolve(msg.outputs);
+          case 'result': {
+            const job = this.take(msg.id);
+            job?.resolve(msg.outputs);
+            job?.recycle?.(msg.inputs);
             this.events.idle();
             return;
+          }
           case 'run_failed':
             this.take(msg.id)?.reject(new RuntimeError('internal', `ONNX Runtime failed: ${msg.message}`));
             this.events.idle();
@@ -151,11 +156,14 @@ export class WorkerPool {
     return Math.max(1, this.opts.depth ?? 2);
   }
 
-  /** Runs the session on the least loaded worker. The feeds' buffers are transferred (detached here). */
-  run(feeds: Feeds): Promise<Feeds> {
+  /**
+   * Runs the session on the least loaded worker. The feeds' buffers are transferred (detached here);
+   * `recycle` gets them back after a successful run.
+   */
+  run(feeds: Feeds, recycle?: (buffers: ArrayBuffer[]) => void): Promise<Feeds> {
     if (this.closed) return Promise.reject(new RuntimeError('unavailable', 'the model is being unloaded'));
     return new Promise((resolve, reject) => {
-      this.waiting.push({ feeds, resolve, reject });
+      this.waiting.push({ feeds, resolve, reject, recycle });
       this.dispatch();
     });
   }

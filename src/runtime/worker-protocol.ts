@@ -16,7 +16,8 @@ export type FromWorker =
   | { type: 'loaded'; provider: 'cpu' | 'cuda' }
   | { type: 'load_failed'; message: string }
   | { type: 'log'; message: string }
-  | { type: 'result'; id: number; outputs: Feeds }
+  /** `inputs`: the run's input buffers, handed back for reuse. */
+  | { type: 'result'; id: number; outputs: Feeds; inputs: ArrayBuffer[] }
   | { type: 'run_failed'; id: number; message: string };
 
 /** The buffers to transfer with `feeds`; each must be owned exclusively by its tensor. */
