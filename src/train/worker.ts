@@ -208,6 +208,10 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
       const { epoch } = progress;
       const stepsLeft = config.maxSteps > 0 ? config.maxSteps - runner.stepsTaken : Infinity;
       const count = Math.min(STEPS_PER_RUN, stepsPerEpoch - progress.index, stepsLeft);
+      if (count <= 0) {
+        reason = 'max_steps';
+        break;
+      }
       const batches: Batch[] = [];
       const hypers: StepHyper[] = [];
       for (let j = 0; j < count; j++) {
