@@ -22,6 +22,7 @@ import { servingVersion } from '../artifacts/repository';
 import { exportFashionLoc } from '../data/export';
 import { loadFashionMnistSplit } from '../data/idx';
 import type { StepInfo } from '../finetune/record';
+import { SERVER_NODE_FLAGS } from '../serve/node-flags';
 import { readSseEvents } from '../serve/sse';
 import { DEFAULTS } from '../train/config';
 import { TrainJob } from '../train/job';
@@ -210,7 +211,7 @@ async function startOwnServer(opts: FinetuneBenchOptions): Promise<Target> {
   cpSync(path.join(MODEL_ROOT, opts.model), path.join(models, opts.model), { recursive: true });
   const dataFolder = path.join(scratch, 'data');
   const jsonl = opts.data ?? (await exportFashionLoc({ test: await loadFashionMnistSplit('test') }, { out: path.join(dataFolder, 'set'), count: opts.samples, split: 'test', seed: 7 })).annotations;
-  const child: ChildProcess = spawn(process.execPath, [path.join(__dirname, 'finetune-server.js'), models, dataFolder, String(opts.servingThreads), String(opts.nice)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [...SERVER_NODE_FLAGS, path.join(__dirname, 'finetune-server.js'), models, dataFolder, String(opts.servingThreads), String(opts.nice)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const ports = await new Promise<{ inference: number; finetune: number }>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', (line) => resolve(JSON.parse(line)));
     child.once('exit', (code) => reject(new Error(`the benchmark server exited with code ${code}`)));
