@@ -1,8 +1,9 @@
 /** Writes FashionLoc samples as PNG files plus annotations.jsonl in the user-data format. */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { writeFileAtomic } from '../artifacts/files';
 import { FASHION_LABELS } from '../model/spec';
 import { ANNOTATIONS_FILE } from './annotations';
 import { renderFashionLoc, type FashionLocSource, type FashionLocSplit } from './fashionloc';
@@ -64,8 +65,6 @@ export async function exportFashionLoc(source: FashionLocSource, opts: FashionLo
   const concurrency = opts.concurrency ?? Math.max(1, Math.min(4, os.availableParallelism()));
   await Promise.all(Array.from({ length: Math.min(concurrency, opts.count) }, worker));
   const annotations = path.join(opts.out, ANNOTATIONS_FILE);
-  const partial = `${annotations}.partial`;
-  await writeFile(partial, lines.join('\n') + '\n');
-  await rename(partial, annotations);
+  await writeFileAtomic(annotations, lines.join('\n') + '\n');
   return { annotations, written: opts.count, withObject };
 }

@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { readManifest } from '../artifacts/manifest';
 import { listVersions, readServingPointer, resolveLatest, servingVersion, stagingDir, moveServingPointer, type PointerEntry } from '../artifacts/repository';
+import { KeyedLock } from '../runtime/keyed-lock';
 import { checkModelName } from '../runtime/model-registry';
 import { DEFAULTS, type TrainConfig } from '../train/config';
 import { AccessKeys } from './access';
@@ -97,7 +98,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
   private readonly active = new Map<string, Active>();
   private readonly queue: string[] = [];
   private readonly running = new Set<Promise<void>>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private reserved = 0;
   private closing = false;
 
@@ -343,7 +344,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
     const name = this.checkName(model);
     if (!Number.isInteger(version) || version < 1) throw new FinetuneError('invalid', `version must be a positive integer, got ${version}`);
     const modelDir = this.modelDir(name);
-    return this.exclusive(name, async () => {
+    return this.locks.run(name, async () => {
       const available = await listVersions(modelDir);
       if (available.length === 0) throw new FinetuneError('not_found', `no model "${name}" in the repository`);
       if (!available.includes(version)) throw new FinetuneError('not_found', `model "${name}" has no version ${version} (versions: ${available.join(', ')})`);
@@ -500,7 +501,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
 
   private async promoteCandidate(record: JobRecord, modelDir: string, staging: string, evaluation: Evaluation): Promise<Decision> {
     const gate = decide(evaluation, record.force);
-    const { version, latest, previous } = await this.exclusive(record.model, async () => {
+    const { version, latest, previous } = await this.locks.run(record.model, async () => {
       await annotateCandidate(staging, record, evaluation, gate);
       const before = (await servingVersion(modelDir))!;
       const result = await promote(modelDir, staging, record, gate, {
@@ -517,7 +518,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
     try {
       await this.options.onServingChanged?.(record.model, version);
     } catch (e) {
-      await this.exclusive(record.model, () => revertPromotion(modelDir, previous, record.id));
+      await this.locks.run(record.model, () => revertPromotion(modelDir, previous, record.id));
       return { ...gate, promoted: false, version, latest: previous, reason: `${gate.reason}; but the server could not load it (${(e as Error).message}), so "latest" stays ${previous}` };
     }
     return { ...gate, version, latest };
@@ -579,16 +580,5 @@ export class JobManager extends EventEmitter<ManagerEvents> {
 
   private log(message: string): void {
     this.options.log?.(message);
-  }
-
-  /** Promotions and rollbacks of one model, one at a time. */
-  private exclusive<T>(model: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(model) ?? Promise.resolve();
-    const next = previous.catch(() => {}).then(work);
-    this.locks.set(model, next);
-    void next.catch(() => {}).finally(() => {
-      if (this.locks.get(model) === next) this.locks.delete(model);
-    });
-    return next;
   }
 }

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RuntimeError } from './errors';
+import { KeyedLock } from './keyed-lock';
 import { ModelVersion, type ExecutionOptions } from './model-version';
 import { servingOrder } from '../artifacts/repository';
 
@@ -61,7 +62,7 @@ export class ModelRegistry {
   private readonly loaded = new Map<string, Loaded>();
   private readonly loading = new Set<string>();
   private readonly failures = new Map<string, string>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private readonly retiring = new Set<Promise<void>>();
 
   constructor(private readonly opts: RegistryOptions) {}
@@ -109,7 +110,7 @@ export class ModelRegistry {
   /** Loads or reloads a model: every version the policy selects is loaded and warmed, then swapped in together. */
   async load(name: string): Promise<void> {
     checkModelName(name);
-    return this.exclusive(name, async () => {
+    return this.locks.run(name, async () => {
       this.loading.add(name);
       try {
         await this.replace(name);
@@ -127,7 +128,7 @@ export class ModelRegistry {
   /** Stops serving a model; its versions are released once their in-flight requests finish. */
   async unload(name: string): Promise<void> {
     checkModelName(name);
-    return this.exclusive(name, async () => {
+    return this.locks.run(name, async () => {
       const current = this.loaded.get(name);
       if (!current) throw new RuntimeError('not_found', `model "${name}" is not loaded`);
       this.loaded.delete(name);
@@ -251,16 +252,6 @@ export class ModelRegistry {
       .catch((e) => this.opts.log?.(`releasing ${version.name} version ${version.version} failed: ${(e as Error).message}`))
       .finally(() => this.retiring.delete(done));
     this.retiring.add(done);
-  }
-
-  private exclusive<T>(name: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(name) ?? Promise.resolve();
-    const next = previous.catch(() => {}).then(work);
-    this.locks.set(name, next);
-    void next.catch(() => {}).finally(() => {
-      if (this.locks.get(name) === next) this.locks.delete(name);
-    });
-    return next;
   }
 }
 

@@ -81,7 +81,6 @@ export class TrainStepRunner {
   private readonly state = new Map<string, ort.Tensor>();
   private step: number;
   private readonly fixed = new Map<string, ort.Tensor>();
-  private readonly updated: string[] = [];
 
   private constructor(
     readonly spec: ModelSpec,
@@ -90,24 +89,21 @@ export class TrainStepRunner {
     private readonly opts: TrainStepOptions,
     start: Checkpoint,
   ) {
-    const shapes = new Map(layout(spec).params.map((p) => [p.name, p.shape]));
     const trainable = new Set(trainableParams(spec, opts.frozen).map((p) => p.name));
     const optimizer = start.optimizer;
-    for (const [name, shape] of shapes) {
+    const tensor = (values: Float32Array | undefined, shape: number[]) =>
+      new ort.Tensor('float32', values ? Float32Array.from(values) : new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
+    for (const { name, shape } of layout(spec).params) {
       const value = start.params.get(name)!;
       if (!trainable.has(name)) {
-        this.fixed.set(name, new ort.Tensor('float32', Float32Array.from(value), shape));
+        this.fixed.set(name, tensor(value, shape));
         continue;
       }
-      this.updated.push(name);
-      for (const suffix of stateSuffixes(opts.optimizer.name)) this.updated.push(stateName(name, suffix));
-    }
-    for (const key of this.updated) {
-      const param = shapes.has(key) ? key : key.slice(0, key.lastIndexOf('.'));
-      const shape = shapes.get(param)!;
-      const initial = shapes.has(key) ? start.params.get(key)! : optimizer?.state.get(key);
-      const size = shape.reduce((a, b) => a * b, 1);
-      this.state.set(key, new ort.Tensor('float32', initial ? Float32Array.from(initial) : new Float32Array(size), shape));
+      this.state.set(name, tensor(value, shape));
+      for (const suffix of stateSuffixes(opts.optimizer.name)) {
+        const key = stateName(name, suffix);
+        this.state.set(key, tensor(optimizer?.state.get(key), shape));
+      }
     }
     this.step = optimizer?.step ?? 0;
   }
@@ -162,7 +158,7 @@ export class TrainStepRunner {
     for (const [name, t] of this.fixed) feeds[name] = t;
     for (const [name, t] of this.state) feeds[name] = t;
     const out = await this.session.run(feeds);
-    for (const key of this.updated) this.state.set(key, out[next(key)]);
+    for (const key of this.state.keys()) this.state.set(key, out[next(key)]);
     this.step += k;
     const loss = out[IO.loss].data as Float32Array;
     const taskLosses = out[IO.taskLosses].data as Float32Array;
@@ -193,12 +189,9 @@ export class TrainStepRunner {
   }
 
   optimizerState(): OptimizerState {
+    const params = new Set(layout(this.spec).params.map((p) => p.name));
     const state = new Map<string, Float32Array>();
-    for (const key of this.updated) {
-      if (!this.fixed.has(key) && !layout(this.spec).params.some((p) => p.name === key)) {
-        state.set(key, Float32Array.from(this.state.get(key)!.data as Float32Array));
-      }
-    }
+    for (const [key, t] of this.state) if (!params.has(key)) state.set(key, Float32Array.from(t.data as Float32Array));
     return { config: this.opts.optimizer, state, step: this.step };
   }
 

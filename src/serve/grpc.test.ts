@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { grpcClients, patternImage, rawUnaryCall, solidImage, startTestServer, tinyTensor, unaryCall, type TestServer } from './testing/harness';
+import { grpcClients, patternImage, rawUnaryCall, solidImage, startTestServer, TINY_METADATA, tinyTensor, unaryCall, type TestServer } from './testing/harness';
 
 let s: TestServer;
 let clients: ReturnType<typeof grpcClients>;
@@ -43,17 +43,7 @@ describe('gRPC: inference.GRPCInferenceService', () => {
     expect(await unaryCall(clients.inference, 'ModelReady', { name: 'tiny', version: '1' })).toEqual({ ready: true });
     expect(await unaryCall(clients.inference, 'ServerMetadata', {})).toMatchObject({ name: 'trident', extensions: expect.arrayContaining(['binary_tensor_data']) });
     const meta = await unaryCall<Message>(clients.inference, 'ModelMetadata', { name: 'tiny' });
-    expect(meta).toEqual({
-      name: 'tiny',
-      versions: ['1', '2'],
-      platform: 'onnxruntime_onnx',
-      inputs: [{ name: 'image', datatype: 'FP32', shape: [-1, 3, 16, 16] }],
-      outputs: [
-        { name: 'class_probs', datatype: 'FP32', shape: [-1, 3] },
-        { name: 'objectness', datatype: 'FP32', shape: [-1, 1] },
-        { name: 'box', datatype: 'FP32', shape: [-1, 4] },
-      ],
-    });
+    expect(meta).toEqual(TINY_METADATA);
   });
 
   it('infers raw_input_contents and answers raw_output_contents, equal to typed contents and to REST', async () => {

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { patternImage, solidImage, startTestServer, tinyTensor, type TestServer } from './testing/harness';
+import { patternImage, solidImage, startTestServer, TINY_METADATA, tinyTensor, type TestServer } from './testing/harness';
 
 let s: TestServer;
 
@@ -53,17 +53,7 @@ describe('REST: health and metadata', () => {
   it('describes the server and each model version', async () => {
     expect(await readJson(await get('/v2'))).toMatchObject({ name: 'trident', extensions: expect.arrayContaining(['binary_tensor_data', 'model_repository']) });
     const meta = await readJson(await get('/v2/models/tiny'));
-    expect(meta).toEqual({
-      name: 'tiny',
-      versions: ['1', '2'],
-      platform: 'onnxruntime_onnx',
-      inputs: [{ name: 'image', datatype: 'FP32', shape: [-1, 3, 16, 16] }],
-      outputs: [
-        { name: 'class_probs', datatype: 'FP32', shape: [-1, 3] },
-        { name: 'objectness', datatype: 'FP32', shape: [-1, 1] },
-        { name: 'box', datatype: 'FP32', shape: [-1, 4] },
-      ],
-    });
+    expect(meta).toEqual(TINY_METADATA);
     expect((await get('/v2/models/tiny/versions/1')).status).toBe(200);
     const ready = await get('/v2/models/tiny/versions/1/ready');
     expect([ready.status, await readJson(ready)]).toEqual([200, { name: 'tiny', ready: true }]);

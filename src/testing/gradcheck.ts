@@ -6,6 +6,7 @@
  * of the same loss, evaluated by running the forward graph on perturbed inputs and summing in float64.
  */
 import { gradients } from '../autodiff/grad';
+import { mulberry32 } from '../data/random';
 import { GraphBuilder } from '../onnx/builder';
 import type { DType, Model, Shape, TensorValue } from '../onnx/ir';
 import { numel, tensor } from '../onnx/ir';
@@ -63,20 +64,9 @@ const OUTPUT = 'gradcheck_output';
 const COTANGENT = 'gradcheck_cotangent';
 const gradName = (input: string) => `gradcheck_grad_${input}`;
 
-/** Deterministic uniform random numbers in [0, 1) (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function randomValues(count: number, seed: number, lo = -1, hi = 1): number[] {
-  const next = seededRandom(seed);
+  const next = mulberry32(seed);
   return Array.from({ length: count }, () => lo + (hi - lo) * next());
 }
 

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { exportModel } from '../../artifacts/export';
+import { mulberry32 } from '../../data/random';
 import { builtinSpec, type ModelSpec } from '../../model/spec';
 import { finetuneConfig, type FinetuneConfig } from '../config';
 
@@ -31,17 +32,6 @@ export interface LabelledSet {
   lines: string[];
 }
 
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * `count` PNGs of `size`×`size`: a grey background and, in five of every six, one coloured
  * rectangle whose colour is its label (red, green, blue for the first three `names`). Files go to
@@ -49,7 +39,7 @@ function random(seed: number): () => number {
  */
 export async function makeLabelledSet(dir: string, count = 24, size = 32, seed = 1, names: readonly string[] = ['a', 'b', 'c']): Promise<LabelledSet> {
   await fs.mkdir(path.join(dir, 'images'), { recursive: true });
-  const rand = random(seed);
+  const rand = mulberry32(seed);
   const labels = names.slice(0, COLOURS.length);
   const files: string[] = [];
   const lines: string[] = [];

@@ -107,3 +107,16 @@ export function tinyTensor(n: number, seed: number): Float32Array {
   for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.1 + seed);
   return data;
 }
+
+/** OIP model metadata of the harness's `tiny` model (versions 1 and 2), the same on REST and gRPC. */
+export const TINY_METADATA = {
+  name: 'tiny',
+  versions: ['1', '2'],
+  platform: 'onnxruntime_onnx',
+  inputs: [{ name: 'image', datatype: 'FP32', shape: [-1, 3, 16, 16] }],
+  outputs: [
+    { name: 'class_probs', datatype: 'FP32', shape: [-1, 3] },
+    { name: 'objectness', datatype: 'FP32', shape: [-1, 1] },
+    { name: 'box', datatype: 'FP32', shape: [-1, 4] },
+  ],
+};
