@@ -60,35 +60,43 @@ class SessionWorker {
       this.worker.once('exit', onStartExit);
       this.worker.on('error', (e) => this.fail(`inference worker crashed: ${e.message}`));
       this.worker.on('message', (msg: FromWorker) => {
-        switch (msg.type) {
-          case 'loaded':
-            this.provider = msg.provider;
-            this.worker.off('exit', onStartExit);
-            this.worker.once('exit', (code) => this.fail(`inference worker exited with code ${code}`));
-            resolve();
-            return;
-          case 'load_failed':
-            this.worker.off('exit', onStartExit);
-            void this.worker.terminate();
-            reject(new Error(msg.message));
-            return;
-          case 'log':
-            this.log?.(msg.message);
-            return;
-          case 'result': {
-            const job = this.take(msg.id);
-            job?.resolve(msg.outputs);
-            job?.recycle?.(msg.inputs);
-            this.events.idle();
-            return;
-          }
-          case 'run_failed':
-            this.take(msg.id)?.reject(new RuntimeError('internal', `ONNX Runtime failed: ${msg.message}`));
-            this.events.idle();
-            return;
+        try {
+          this.receive(msg, resolve, reject, onStartExit);
+        } catch (e) {
+          this.log?.(`inference worker reply ${String((msg as { type?: unknown })?.type)} could not be handled: ${(e as Error).message}`);
         }
       });
     });
+  }
+
+  private receive(msg: FromWorker, resolve: () => void, reject: (e: Error) => void, onStartExit: (code: number) => void): void {
+    switch (msg.type) {
+      case 'loaded':
+        this.provider = msg.provider;
+        this.worker.off('exit', onStartExit);
+        this.worker.once('exit', (code) => this.fail(`inference worker exited with code ${code}`));
+        resolve();
+        return;
+      case 'load_failed':
+        this.worker.off('exit', onStartExit);
+        void this.worker.terminate();
+        reject(new Error(msg.message));
+        return;
+      case 'log':
+        this.log?.(msg.message);
+        return;
+      case 'result': {
+        const job = this.take(msg.id);
+        job?.resolve(msg.outputs);
+        job?.recycle?.(msg.inputs);
+        this.events.idle();
+        return;
+      }
+      case 'run_failed':
+        this.take(msg.id)?.reject(new RuntimeError('internal', `ONNX Runtime failed: ${msg.message}`));
+        this.events.idle();
+        return;
+    }
   }
 
   run(job: Job): void {

@@ -1,6 +1,7 @@
 /** Starts the whole server (registry, service core, REST and gRPC) and shuts it down gracefully. */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import { JobManager } from '../finetune/manager';
 import { ModelRegistry } from '../runtime/model-registry';
@@ -62,6 +63,7 @@ export async function startServer(config: ServeConfig, log: Logger = createLogge
   const httpServer = http.createServer((req, res) => fast(req, res) || app(req, res));
   // Behind load balancers idle connections must outlive theirs (often 60 s).
   httpServer.keepAliveTimeout = 65_000;
+  httpServer.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(config.httpPort, config.host, () => resolve());
@@ -107,4 +109,32 @@ export async function startServer(config: ServeConfig, log: Logger = createLogge
     })());
 
   return { service, metrics, httpPort, grpcPort: grpc?.port, drain };
+}
+
+const CLIENT_ERROR_STATUS: Readonly<Record<string, string>> = Object.freeze({
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  HPE_URI_TOO_LONG: '414 URI Too Long',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+});
+
+/**
+ * A request node:http could not parse (a header past its limit, a malformed request line). Node's
+ * own answer destroys the socket with the request still arriving, and the client then often sees a
+ * reset instead of the answer: answer, then read and drop the rest for a moment before closing.
+ */
+const answeredSockets = new WeakSet<Duplex>();
+
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // node:http reports the parse error again for data it had already buffered.
+  if (answeredSockets.has(socket)) return;
+  if (error.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  answeredSockets.add(socket);
+  const status = CLIENT_ERROR_STATUS[error.code ?? ''] ?? '400 Bad Request';
+  const body = JSON.stringify({ error: `the HTTP request could not be read: ${status.slice(4)}` });
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  // The parser would fail again on every further chunk: stop feeding it, and drop what still arrives.
+  socket.removeAllListeners('data');
+  socket.on('error', () => {});
+  socket.resume();
+  setTimeout(() => socket.destroy(), 2000).unref();
 }
