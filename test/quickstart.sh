@@ -123,15 +123,15 @@ node - "${outputs[1]}" "$clone/models/fashionloc/1/manifest.json" "$samples/anno
 const fs = require('node:fs');
 const [answer, manifestFile, annotations] = process.argv.slice(2);
 const labels = JSON.parse(fs.readFileSync(manifestFile, 'utf8')).labels;
-const r = JSON.parse(answer);
-const p = r.predictions && r.predictions[0];
+// One image in, one prediction out, with the model's name and version.
+const p = JSON.parse(answer);
 const unit = (x) => typeof x === 'number' && x >= 0 && x <= 1;
 const problems = [];
-if (r.model_name !== 'fashionloc' || r.predictions.length !== 1) problems.push(`model ${r.model_name}, ${r.predictions?.length} predictions`);
+if (p.model_name !== 'fashionloc' || p.model_version !== '1') problems.push(`model ${p.model_name} version ${p.model_version}`);
 if (!p || !labels.includes(p.class?.label) || !unit(p.class.score)) problems.push(`class: ${JSON.stringify(p?.class)}`);
 if (!p || typeof p.object?.present !== 'boolean' || !unit(p.object.score)) problems.push(`objectness: ${JSON.stringify(p?.object)}`);
-const b = p?.box ?? {};
-if (!(0 <= b.x1 && b.x1 <= b.x2 && b.x2 <= p.image.width && 0 <= b.y1 && b.y1 <= b.y2 && b.y2 <= p.image.height)) problems.push(`box: ${JSON.stringify(b)}`);
+const b = p.box ?? {};
+if (!(0 <= b.x1 && b.x1 <= b.x2 && b.x2 <= p.image.width && 0 <= b.y1 && b.y1 <= b.y2 && b.y2 <= p.image.height && unit(b.normalised?.x1) && unit(b.normalised?.y2))) problems.push(`box: ${JSON.stringify(b)}`);
 if (problems.length) {
   console.error(problems.join('\n'));
   process.exit(1);
