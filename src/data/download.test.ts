@@ -12,12 +12,19 @@ const LABELS = FASHION_MNIST_FILES.test.labels;
 const TEST_FILES = [IMAGES, LABELS];
 const committed = (name: string) => readFileSync(path.join(FASHION_MNIST_REPO_DIR, `${name}.gz`));
 
+/** Served as a body that announces 70 MiB and never ends. */
+const HUGE = 'huge';
+
 /** A real HTTP mirror on loopback serving `files` (URL path → bytes); every request is logged. */
-async function startMirror(files: Record<string, Uint8Array>): Promise<{ url: string; requests: string[]; server: Server }> {
+async function startMirror(files: Record<string, Uint8Array | typeof HUGE>): Promise<{ url: string; requests: string[]; server: Server }> {
   const requests: string[] = [];
   const server = createServer((req, res) => {
     requests.push(req.url!);
     const body = files[req.url!];
+    if (body === HUGE) {
+      res.writeHead(200, { 'content-length': 70 * 1024 * 1024 }).write('x');
+      return;
+    }
     if (!body) {
       res.writeHead(404).end('not found');
       return;
@@ -36,11 +43,16 @@ beforeEach(() => {
   out = path.join(tmp, 'out');
 });
 afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(
+    servers.splice(0).map((s) => {
+      s.closeAllConnections();
+      return new Promise((resolve) => s.close(resolve));
+    }),
+  );
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function mirror(files: Record<string, Uint8Array>) {
+async function mirror(files: Record<string, Uint8Array | typeof HUGE>) {
   const m = await startMirror(files);
   servers.push(m.server);
   return m;
@@ -90,6 +102,18 @@ describe('downloadFashionMnist', () => {
     const files = await downloadFashionMnist({ out, mirrors: [bad.url, good.url], files: TEST_FILES });
     expect(files.map((f) => f.from)).toEqual([`${good.url}${IMAGES}.gz`, `${good.url}${LABELS}.gz`]);
     expect(readdirSync(out).sort()).toEqual(TEST_FILES.map((n) => `${n}.gz`).sort());
+  });
+
+  it('names why a mirror failed: a host that refuses, a body too large to be the file', async () => {
+    const closed = await mirror({});
+    const refusing = closed.url;
+    await new Promise((resolve) => closed.server.close(resolve));
+    const huge = await mirror({ [`/fashion/${LABELS}.gz`]: HUGE });
+    const error = await downloadFashionMnist({ out, mirrors: [refusing, huge.url], files: [LABELS] }).catch((e: Error) => e.message);
+    expect(error).toContain(`${LABELS}: no mirror had the official file:\n    ${refusing}${LABELS}.gz: fetch failed (ECONNREFUSED)\n`);
+    expect(error).toContain(`    ${huge.url}${LABELS}.gz: ${70 * 1024 * 1024} bytes is more than the ${64 * 1024 * 1024} a Fashion-MNIST file can be\n`);
+    expect(error).toContain('(--mirror DIR takes a local copy instead, e.g. /usr/share/datasets/fashion-mnist');
+    expect(existsSync(out)).toBe(false);
   });
 
   it('settles what it can and names what it could not (a mirror without the training split)', async () => {

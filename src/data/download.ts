@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { writeFileAtomic } from '../artifacts/files';
-import { FASHION_MNIST_FILES, FASHION_MNIST_SHA256 } from './idx';
+import { FASHION_MNIST_FILES, FASHION_MNIST_SHA256, FASHION_MNIST_SYSTEM_DIR } from './idx';
 
 const gunzipAsync = promisify(gunzip);
 
@@ -75,9 +75,19 @@ export async function checkMirrors(mirrors: readonly string[]): Promise<void> {
   }
 }
 
+/** An HTTP answer other than 200: the mirror is reachable but lacks this name. */
+class HttpStatusError extends Error {}
+
 async function fetchBytes(url: string): Promise<Uint8Array> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'follow' });
-  if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'follow' });
+  } catch (e) {
+    // fetch() says only "fetch failed"; the reason (DNS, refused, TLS, timeout) is its cause.
+    const cause = (e as Error & { cause?: Error & { code?: string } }).cause;
+    throw new Error(cause ? `${(e as Error).message} (${cause.code ?? cause.message})` : (e as Error).message);
+  }
+  if (!response.ok || !response.body) throw new HttpStatusError(`HTTP ${response.status}`);
   const declared = Number(response.headers.get('content-length'));
   if (declared > MAX_FILE_BYTES) {
     await response.body.cancel();
@@ -102,6 +112,8 @@ async function fromMirror(mirror: string, name: string): Promise<{ bytes: Uint8A
       return { bytes: isUrl(mirror) ? await fetchBytes(from) : await readFile(from), from };
     } catch (e) {
       failures.push(`${from}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+      // An unreachable host will not serve the other name either.
+      if (isUrl(mirror) && !(e instanceof HttpStatusError)) break;
     }
   }
   throw new Error(failures.join('; '));
@@ -167,6 +179,11 @@ export async function downloadFashionMnist(options: DownloadOptions): Promise<Do
       errors.push((e as Error).message);
     }
   }
-  if (errors.length > 0) throw new Error(`Fashion-MNIST download incomplete (nothing unchecked was written):\n  ${errors.join('\n  ')}`);
+  if (errors.length > 0) {
+    throw new Error(
+      `Fashion-MNIST download incomplete (nothing unchecked was written):\n  ${errors.join('\n  ')}\n` +
+        `(--mirror DIR takes a local copy instead, e.g. ${FASHION_MNIST_SYSTEM_DIR} from \`apt-get install dataset-fashion-mnist\`)`,
+    );
+  }
   return settled;
 }

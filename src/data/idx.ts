@@ -40,7 +40,10 @@ export const FASHION_MNIST_FILES: Readonly<Record<FashionMnistSourceSplit, Reado
   test: Object.freeze({ images: 't10k-images-idx3-ubyte', labels: 't10k-labels-idx1-ubyte' }),
 });
 
-/** sha256 of each official file's decompressed content (gzip bytes differ between mirrors). */
+/**
+ * sha256 of each official file's decompressed content. Only the content is compared: the gzip
+ * bytes differ between copies (Debian's are not Zalando's, whose MD5s torchvision lists).
+ */
 export const FASHION_MNIST_SHA256: Readonly<Record<string, string>> = Object.freeze({
   'train-images-idx3-ubyte': 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888',
   'train-labels-idx1-ubyte': 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9',
