@@ -25,6 +25,8 @@ COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY proto ./proto
 COPY models ./models
+# Fashion-MNIST's test split: the fine-tune gate's FashionLoc reference canvases.
+COPY data/fashion-mnist/t10k-images-idx3-ubyte.gz data/fashion-mnist/t10k-labels-idx1-ubyte.gz data/fashion-mnist/COPYRIGHT ./data/fashion-mnist/
 USER node
 EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

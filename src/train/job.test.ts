@@ -10,6 +10,7 @@ import { readManifest } from '../artifacts/manifest';
 import { encodeModel } from '../onnx/serialize';
 import { builtinSpec, FASHION_LABELS, parseSpec, type ModelSpec } from '../model/spec';
 import { batchFeeds, paramFeeds } from '../testing/batches';
+import { writeTrainingFixture } from '../testing/fashion-mnist';
 import { DEFAULTS, type TrainConfig } from './config';
 import { TrainJob, type DoneMessage, type StepMessage } from './job';
 import { BatchMaker, loadSources } from './sources';
@@ -18,14 +19,19 @@ import { BatchMaker, loadSources } from './sources';
 const spec: ModelSpec = parseSpec({ ...builtinSpec('tiny'), name: 'tiny10', heads: { classification: { labels: FASHION_LABELS }, detection: {}, box: {} } });
 
 let root: string;
-beforeAll(() => (root = mkdtempSync(path.join(os.tmpdir(), 'trident-train-'))));
+/** A small Fashion-MNIST training split made from the committed test split (testing/fashion-mnist). */
+let fashionMnist: string;
+beforeAll(async () => {
+  root = mkdtempSync(path.join(os.tmpdir(), 'trident-train-'));
+  fashionMnist = await writeTrainingFixture(path.join(root, 'fashion-mnist'));
+});
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function config(name: string, overrides: Partial<TrainConfig> = {}): TrainConfig {
   return {
     ...DEFAULTS,
     spec,
-    data: { kind: 'fashionloc', trainCount: 256, valCount: 64 },
+    data: { kind: 'fashionloc', dir: fashionMnist, trainCount: 256, valCount: 64 },
     outDir: path.join(root, name),
     epochs: 2,
     batchSize: 32,
@@ -135,7 +141,7 @@ describe('TrainJob on FashionLoc', () => {
 
   it('with DWA task weighting, a stop in the third epoch and resume also equal the uninterrupted run', async () => {
     const dwa = (name: string, extra: Partial<TrainConfig> = {}) =>
-      config(name, { data: { kind: 'fashionloc', trainCount: 192, valCount: 32 }, epochs: 3, weighting: 'dwa', augment: true, ...extra });
+      config(name, { data: { kind: 'fashionloc', dir: fashionMnist, trainCount: 192, valCount: 32 }, epochs: 3, weighting: 'dwa', augment: true, ...extra });
     const whole = await run(dwa('dwa-straight'));
     expect(whole.steps).toHaveLength(18);
     // DWA changes λ from the third epoch on (it needs two epochs of losses).
@@ -184,7 +190,7 @@ describe('TrainJob on FashionLoc', () => {
 
   it('stops early when the monitored validation loss has not improved for `patience` epochs', async () => {
     // lr 0: the weights never change, so the validation loss never improves after the first epoch.
-    const flat = await run(config('early', { data: { kind: 'fashionloc', trainCount: 64, valCount: 32 }, epochs: 6, lr: 0, patience: 2 }));
+    const flat = await run(config('early', { data: { kind: 'fashionloc', dir: fashionMnist, trainCount: 64, valCount: 32 }, epochs: 6, lr: 0, patience: 2 }));
     expect(flat.done.reason).toBe('early_stop');
     expect(flat.done.epochs).toHaveLength(3);
     expect(new Set(flat.done.epochs.map((e) => e.valLoss)).size).toBe(1);
