@@ -48,6 +48,12 @@ export type TensorInfo = z.infer<typeof TensorInfoSchema>;
 export type GraphInfo = z.infer<typeof GraphInfoSchema>;
 export type Manifest = z.infer<typeof ManifestSchema>;
 
+/** A manifest as the server hands it to clients (serve/model-files.ts): with the repository's model name and the version number. */
+export interface ServedManifest extends Manifest {
+  model: string;
+  version: number;
+}
+
 export const BOX_ENCODING =
   'sigmoid(head) = [cx, cy, w, h] in 0..1; box = [cx - w/2, cy - h/2, cx + w/2, cy + h/2] normalised to the model input';
 

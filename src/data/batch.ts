@@ -70,3 +70,12 @@ export function epochOrder(length: number, seed: number, epoch: number): Uint32A
   return order;
 }
 
+/** Splits loaded samples into train and validation shares, deterministically from the seed. */
+export function splitSamples<T>(samples: readonly T[], valShare: number, seed: number): { train: T[]; val: T[] } {
+  const order = epochOrder(samples.length, seed, -1);
+  const valCount = samples.length > 1 ? Math.min(samples.length - 1, Math.max(valShare > 0 ? 1 : 0, Math.round(samples.length * valShare))) : 0;
+  const val: T[] = [];
+  const train: T[] = [];
+  order.forEach((idx, k) => (k < valCount ? val : train).push(samples[idx]));
+  return { train, val };
+}

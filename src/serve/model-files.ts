@@ -14,6 +14,7 @@ import { FILES } from '../artifacts/export';
 import { sha256 } from '../artifacts/files';
 import { buildEvalGraph, buildTrainStepGraph, type BuiltGraph } from '../artifacts/graphs';
 import { readManifest, type Manifest } from '../artifacts/manifest';
+import type { ServedManifest } from '../artifacts/manifest-schema';
 import { isVersionName, servingVersion } from '../artifacts/repository';
 import { DEFAULT_OPTIMIZER, parseOptimizer } from '../model/optimizers';
 import { encodeModel } from '../onnx/serialize';
@@ -27,11 +28,6 @@ const GENERATED: Readonly<Record<string, { key: string; build: (m: Manifest) => 
 });
 const CACHED_VERSIONS = 8;
 
-/** A version's manifest as this route serves it: with the version number and any generated graphs. */
-export interface ServedManifest extends Manifest {
-  version: number;
-}
-
 interface Prepared {
   manifest: ServedManifest;
   generated: Map<string, Uint8Array>;
@@ -41,12 +37,12 @@ export function createModelFilesRouter(models: string): express.Router {
   const router = express.Router();
   const cache = new Map<string, Prepared>();
 
-  const prepare = async (dir: string, version: number): Promise<Prepared> => {
+  const prepare = async (model: string, dir: string, version: number): Promise<Prepared> => {
     const manifest = await readManifest(dir);
     const key = `${dir}\n${manifest.createdAt}\n${manifest.files[FILES.checkpoint]?.sha256}`;
     const hit = cache.get(key);
     if (hit) return hit;
-    const served: ServedManifest = { ...manifest, graphs: { ...manifest.graphs }, files: { ...manifest.files }, version };
+    const served: ServedManifest = { ...manifest, graphs: { ...manifest.graphs }, files: { ...manifest.files }, model, version };
     const generated = new Map<string, Uint8Array>();
     for (const [file, { key: graphKey, build }] of Object.entries(GENERATED)) {
       if (manifest.files[file]) continue;
@@ -75,7 +71,7 @@ export function createModelFilesRouter(models: string): express.Router {
       const dir = path.join(modelDir, String(version));
       let prepared: Prepared;
       try {
-        prepared = await prepare(dir, version);
+        prepared = await prepare(name, dir, version);
       } catch {
         return fail(res, 404, `model "${name}" has no version ${version}`);
       }
