@@ -200,6 +200,7 @@ function trainingPart(picker: ModelPicker): HTMLElement {
       if (files.checkpointSha256 !== previous.model.checkpointSha256) throw new Error('the saved run started from weights the server no longer has under that version');
       data = { train: previous.train, heldOut: previous.heldOut, name: previous.dataName };
       run = await BrowserRun.create(files, previous.config, data, previous);
+      await picker.select(previous.model.name, previous.model.version);
       for (const [input, value] of [[steps, previous.config.steps], [batch, previous.config.batchSize], [lr, previous.config.lr], [share, previous.config.heldOutShare], [seed, previous.config.seed]] as const) input.input.value = String(value);
       dataText.textContent = `${data.train.length} training and ${data.heldOut.length} held-out samples (${data.name}), from the saved run`;
       saved.replaceChildren();

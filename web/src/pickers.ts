@@ -8,6 +8,8 @@ export interface ModelPicker {
   /** undefined: the serving ("latest") version. */
   version(): string | undefined;
   refresh(): Promise<void>;
+  /** Shows `model` and `version` as chosen (e.g. for a resumed run). */
+  select(model: string, version: number): Promise<void>;
 }
 
 export function modelPicker(id: string, onChange?: () => void): ModelPicker {
@@ -32,6 +34,11 @@ export function modelPicker(id: string, onChange?: () => void): ModelPicker {
     element,
     model: () => models.value,
     version: () => versions.value || undefined,
+    select: async (model, version) => {
+      models.value = model;
+      await refreshVersions();
+      versions.value = String(version);
+    },
     refresh: async () => {
       const names = await modelNames();
       const chosen = models.value;
