@@ -14,8 +14,8 @@ mkdirSync(out, { recursive: true });
 for (const file of ['index.html', 'app.css', 'icon.svg']) copyFileSync(path.join(root, 'web', file), path.join(out, file));
 
 const options = {
-  entryPoints: [path.join(root, 'web', 'src', 'main.ts')],
-  outfile: path.join(out, 'app.js'),
+  entryPoints: { app: path.join(root, 'web', 'src', 'main.ts'), bench: path.join(root, 'web', 'src', 'bench.ts') },
+  outdir: out,
   bundle: true,
   format: 'esm',
   platform: 'browser',
