@@ -8,6 +8,7 @@ WORKDIR /app
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json .npmrc tsconfig.json ./
 COPY src ./src
+COPY web ./web
 RUN npm ci --no-audit --no-fund
 
 FROM node:20-bookworm-slim AS runtime

@@ -3,14 +3,12 @@
  * loop: it loads the data, drives the trainer worker (TrainJob, a nested worker), then evaluates
  * the candidate and the serving version. Threads it starts inherit its lowered priority.
  */
-import { readlinkSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { readManifest } from '../artifacts/manifest';
 import type { Dataset } from '../data/dataset';
 import { evaluateModel } from '../train/evaluate';
 import { TrainJob } from '../train/job';
+import { lowerPriority } from './priority';
 import { taskLosses } from './record';
 import { referenceSet } from './reference';
 import type { FromRunner, RunPlan, SetMetrics, ToRunner } from './runner-protocol';
@@ -20,18 +18,6 @@ const port = parentPort!;
 const post = (m: FromRunner) => port.postMessage(m);
 let cancelled = false;
 let job: TrainJob | undefined;
-
-/** Raises this thread's nice value (Linux: a thread id is a task id), so serving wins the cores. */
-function lowerPriority(nice: number): string | undefined {
-  if (nice <= 0) return undefined;
-  try {
-    const tid = Number(path.basename(readlinkSync('/proc/thread-self')));
-    os.setPriority(tid, nice);
-    return undefined;
-  } catch (e) {
-    return `could not lower the job's CPU priority: ${(e as Error).message}`;
-  }
-}
 
 class Cancelled extends Error {}
 

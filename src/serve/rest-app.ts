@@ -11,6 +11,7 @@ import { answerInfer, callContext, sendEncoded, sendError } from './rest-respond
 import type { InferenceService } from './service';
 import type { JobManager } from '../finetune/manager';
 import { createFinetuneRouter } from './finetune-rest';
+import { createWebRouter } from './web';
 
 const MODEL = '/v2/models/:name{/versions/:version}';
 
@@ -84,6 +85,7 @@ export function createRestApp(service: InferenceService, metrics: ServeMetrics, 
     res.type(metrics.contentType).send(await metrics.text());
   });
 
+  app.use(createWebRouter({ models: config.models, finetune, onServingChanged: (model) => service.registry.load(model), log: (message) => log.error(message) }));
   // Uploads stream through busboy, so no body parser may run before the fine-tuning routes.
   if (finetune) app.use(createFinetuneRouter(finetune, { log: (message) => log.error(message) }));
 
