@@ -195,6 +195,11 @@ function escapeCases(t: Target): FuzzCase[] {
     ['POST', '/v2/finetune/jobs/{n}/cancel'],
     ['GET', '/v2/finetune/jobs?model={n}&state={n}'],
     ['GET', '/{n}'],
+    ['GET', '/app/{n}'],
+    ['GET', '/ort/{n}'],
+    ['GET', '/v2/models/{n}/versions/{n}/files/{n}'],
+    ['GET', `/v2/models/${t.model}/versions/latest/files/{n}`],
+    ['POST', '/v2/models/{n}/weights'],
   ];
   const cases: FuzzCase[] = [];
   for (const [method, template] of templates) {
@@ -336,6 +341,11 @@ function uploadCases(t: Target, random: Random): FuzzCase[] {
   }
   for (const body of ['{"version": "1.5"}', '{"version": -1}', '{"version": 1e300}', '{"version": "99999999999"}', '{}', 'x']) {
     cases.push(rest('POST', `/v2/models/${t.model}/rollback`, Buffer.from(body), { 'content-type': 'application/json', ...auth }));
+  }
+  for (const body of ['', 'garbage', '{"checkpoint": 5}', JSON.stringify({ checkpoint: 'AAAA', sha256: 'x'.repeat(64) })]) {
+    for (const type of ['application/octet-stream', 'application/json', 'multipart/form-data; boundary=up']) {
+      cases.push(rest('POST', `/v2/models/${t.model}/weights`, Buffer.from(body), { 'content-type': type, ...auth }));
+    }
   }
   cases.push(rest('GET', '/v2/finetune/jobs?state=bogus'));
   cases.push(rest('GET', '/v2/finetune/jobs?model=a&model=b'));
