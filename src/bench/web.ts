@@ -9,6 +9,7 @@
  *
  * Options: --batch N (32), --threads N (2), --rounds N (3), --steps N per round (5), --model seed|fashionloc|tiny.
  */
+import type { TaskVector } from '../model/tasks';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -95,7 +96,7 @@ async function main(): Promise<void> {
     const sessionStart = performance.now();
     const node = await StepDriver.create(ort, stepBytes, graph, initialState(planTrainStep(graph), params), { intraOpNumThreads: threads, interOpNumThreads: 1 });
     const nodeSessionMs = performance.now() - sessionStart;
-    const hyper = { values: { lr: 1e-4, weight_decay: 0, clip_norm: 0 }, taskWeights: [1, 1, 1] as [number, number, number] };
+    const hyper = { values: { lr: 1e-4, weight_decay: 0, clip_norm: 0 }, taskWeights: [1, 1, 1] as TaskVector };
     await node.run(nodeBatch, hyper); // warm-up
     const warm = await runBrowser(1);
     const browserMs: number[] = [];

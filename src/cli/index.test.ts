@@ -155,9 +155,9 @@ describe('train, eval and predict on a tiny model', () => {
     const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(events.map((e) => e.event)).toEqual(['ready', 'step', 'step', 'epoch', 'checkpoint', 'done']);
     expect(events[0]).toMatchObject({ provider: 'cpu', stepsPerEpoch: 2, trainSamples: 64, valSamples: 32, resumed: false });
-    expect(events[1]).toMatchObject({ epoch: 0, index: 0, step: 1 });
+    expect(events[1]).toMatchObject({ epoch: 1, epochs: 1, index: 0, step: 1, totalSteps: 2 });
     expect(typeof events[1].loss).toBe('number');
-    expect(events[3]).toMatchObject({ epoch: 0, metrics: { samples: 32 } });
+    expect(events[3]).toMatchObject({ epoch: 1, metrics: { samples: 32 } });
     expect(events[5]).toEqual({ event: 'done', reason: 'finished', outDir: model() });
     for (const f of ['checkpoint.safetensors', 'infer.onnx', 'manifest.json']) expect(existsSync(path.join(model(), f))).toBe(true);
     expect(JSON.parse(readFileSync(path.join(model(), 'manifest.json'), 'utf8'))).toMatchObject({ name: 'tiny10', metrics: { epochs: 1 } });

@@ -9,7 +9,6 @@ import type { Dataset } from '../data/dataset';
 import { evaluateModel } from '../train/evaluate';
 import { TrainJob } from '../train/job';
 import { lowerPriority } from './priority';
-import { taskLosses } from './record';
 import { referenceSet } from './reference';
 import type { FromRunner, RunPlan, SetMetrics, ToRunner } from './runner-protocol';
 import { exitWhenAsked } from '../runtime/worker-exit';
@@ -37,24 +36,9 @@ async function run(plan: RunPlan): Promise<void> {
   job = await TrainJob.start(plan.train);
   if (cancelled) job.stop();
   job.on('warning', (message) => post({ type: 'warning', message }));
-  job.on('ready', (m) =>
-    post({
-      type: 'ready',
-      ready: { provider: m.provider, trainSamples: m.trainSamples, valSamples: m.valSamples, stepsPerEpoch: m.stepsPerEpoch, totalSteps: plan.totalSteps },
-    }),
-  );
-  job.on('step', (m) =>
-    post({
-      type: 'step',
-      step: { step: m.step, totalSteps: plan.totalSteps, epoch: m.epoch + 1, loss: m.loss, losses: taskLosses(m.taskLosses), imagesPerSecond: m.imagesPerSecond, lr: m.lr },
-    }),
-  );
-  job.on('epoch', ({ summary: s }) =>
-    post({
-      type: 'epoch',
-      epoch: { epoch: s.epoch + 1, trainLoss: s.trainLoss, valLoss: s.valLoss, valLosses: taskLosses(s.valLosses), metrics: s.metrics, seconds: s.seconds },
-    }),
-  );
+  job.on('ready', (ready) => post({ type: 'ready', ready }));
+  job.on('step', (step) => post({ type: 'step', step }));
+  job.on('epoch', (epoch) => post({ type: 'epoch', epoch }));
   const done = await job.done;
   if (cancelled || done.reason === 'stopped') return post({ type: 'cancelled' });
   post({ type: 'trained', reason: done.reason });

@@ -8,6 +8,7 @@
  * optimizer state, the step counter, and whatever a later graph adds). Hyper-parameters, task
  * weights and the batch are fed by name; an input of any other kind is an error that names it.
  */
+import type { TaskVector } from '../model/tasks';
 import type { InferenceSession, Tensor, TensorConstructor } from 'onnxruntime-common';
 import type { Checkpoint, OptimizerState } from '../artifacts/checkpoint-codec';
 import type { GraphInfo, TensorInfo } from '../artifacts/manifest-schema';
@@ -130,7 +131,7 @@ export function batchIndices(samples: number, batchSize: number, seed: number, s
 export interface StepHyper {
   /** Values of the plan's hyper-parameters by name (lr, weight_decay, clip_norm, …). */
   values: Record<string, number>;
-  taskWeights: [number, number, number];
+  taskWeights: TaskVector;
 }
 
 export interface StepResult {

@@ -61,7 +61,11 @@ export function createWeightsRouter(manager: JobManager, options: WeightsUploadO
       const wire = wireError(e);
       const status = httpStatus(wire);
       if (status >= 500) options.log?.(`weights upload failed: ${wire.message}`);
-      if (!res.headersSent) res.status(status).set('Connection', req.complete ? 'keep-alive' : 'close').json({ error: wire.message });
+      if (!res.headersSent) {
+        // A body still arriving is dropped, and the connection with it.
+        if (!req.complete) res.set('Connection', 'close');
+        res.status(status).json({ error: wire.message });
+      }
       if (!req.complete) req.resume();
     }
   });
@@ -100,6 +104,8 @@ function readForm(req: Request, limit: number): Promise<WeightsForm> {
       return reject(new FinetuneError('invalid', `malformed multipart request: ${(e as Error).message}`));
     }
     parser.on('file', (field, stream) => {
+      // A broken form errors the part's stream as well as the parser; the parser's 'error' reports it.
+      stream.on('error', () => {});
       if (field !== 'checkpoint') {
         stream.resume();
         return fail(new FinetuneError('invalid', `unexpected file part "${field}"; send the weights as "checkpoint"`));

@@ -12,7 +12,8 @@ import { builtinSpec, FASHION_LABELS, parseSpec, type ModelSpec } from '../model
 import { batchFeeds, paramFeeds } from '../testing/batches';
 import { writeTrainingFixture } from '../testing/fashion-mnist';
 import { DEFAULTS, type TrainConfig } from './config';
-import { TrainJob, type DoneMessage, type StepMessage } from './job';
+import { TrainJob, type TrainDone } from './job';
+import type { StepProgress } from './protocol';
 import { BatchMaker, loadSources } from './sources';
 
 /** The tiny architecture with FashionLoc's 10 classes. */
@@ -44,13 +45,13 @@ function config(name: string, overrides: Partial<TrainConfig> = {}): TrainConfig
 
 interface Run {
   job: TrainJob;
-  done: DoneMessage;
-  steps: StepMessage[];
+  done: TrainDone;
+  steps: StepProgress[];
 }
 
-async function run(cfg: TrainConfig, onStep?: (m: StepMessage, job: TrainJob) => void): Promise<Run> {
+async function run(cfg: TrainConfig, onStep?: (m: StepProgress, job: TrainJob) => void): Promise<Run> {
   const job = await TrainJob.start(cfg);
-  const steps: StepMessage[] = [];
+  const steps: StepProgress[] = [];
   job.on('step', (m) => {
     steps.push(m);
     onStep?.(m, job);
@@ -87,7 +88,7 @@ describe('TrainJob on FashionLoc', () => {
     expect(second.trainLoss).toBeLessThan(first.trainLoss);
     expect(second.valLoss).toBeLessThan(first.valLoss);
     expect(first.valLoss).toBeLessThan(steps[0].loss);
-    expect(second.valLosses[1]).toBeLessThan(0.8 * steps[0].taskLosses[1]);
+    expect(second.valLosses.objectness).toBeLessThan(0.8 * steps[0].losses.objectness);
     // Cosine schedule from lr down towards lr·0.01.
     expect(steps[0].lr).toBeCloseTo(1e-2, 10);
     expect(steps[15].lr).toBeLessThan(steps[8].lr);
@@ -117,7 +118,9 @@ describe('TrainJob on FashionLoc', () => {
     // land before or after that epoch's validation, and both resume to the same run.
     const { epoch, index } = ckpt.progress as { epoch: number; index: number };
     const endsEpoch = last.index + 1 === 256 / 32;
-    expect(endsEpoch ? [[last.epoch, last.index + 1], [last.epoch + 1, 0]] : [[last.epoch, last.index + 1]]).toContainEqual([epoch, index]);
+    // Progress events count epochs from 1, the checkpoint's position from 0.
+    const at = last.epoch - 1;
+    expect(endsEpoch ? [[at, last.index + 1], [at + 1, 0]] : [[at, last.index + 1]]).toContainEqual([epoch, index]);
     expect(existsSync(path.join(stopped.done.outDir, FILES.manifest))).toBe(false);
 
     const resumed = await run(config('resumed', { resume: true }));
@@ -145,8 +148,9 @@ describe('TrainJob on FashionLoc', () => {
     const whole = await run(dwa('dwa-straight'));
     expect(whole.steps).toHaveLength(18);
     // DWA changes λ from the third epoch on (it needs two epochs of losses).
-    expect(whole.done.epochs[1].taskWeights).toEqual([1, 1, 1]);
-    expect(whole.done.epochs[2].taskWeights).not.toEqual([1, 1, 1]);
+    const equal = { classification: 1, objectness: 1, box: 1 };
+    expect(whole.done.epochs[1].taskWeights).toEqual(equal);
+    expect(whole.done.epochs[2].taskWeights).not.toEqual(equal);
     // Batches are requested three steps ahead, so a stop sent at step 13 of 18 lands before the
     // batch of step 17 and the run always stops inside the third epoch.
     const stopped = await run(dwa('dwa-resumed'), (m, job) => {

@@ -4,7 +4,7 @@
  * gate's verdict with its numbers.
  */
 import { unzipSync } from 'fflate';
-import type { Decision, Evaluation, JobRecord, StepInfo } from '../../src/finetune/record';
+import type { Decision, Evaluation, JobRecord, StepProgress } from '../../src/finetune/record';
 import { getJson, keyHeader, savedKey } from './api';
 import { LineChart } from './chart';
 import { dropZone, fmt, guarded, h, status } from './dom';
@@ -89,7 +89,7 @@ export async function initFinetune(root: HTMLElement): Promise<void> {
     let evaluation: Evaluation | undefined;
     source = new EventSource(`/v2/finetune/jobs/${job.id}/events`);
     const on = <T>(type: string, handle: (data: T) => void) => source!.addEventListener(type, (e) => handle(JSON.parse((e as MessageEvent<string>).data) as T));
-    on<StepInfo>('step', (s) => {
+    on<StepProgress>('step', (s) => {
       firstStep ??= { step: s.step, at: performance.now() };
       const rate = (s.step - firstStep.step) / Math.max(1e-3, (performance.now() - firstStep.at) / 1000);
       const eta = rate > 0 ? (s.totalSteps - s.step) / rate : NaN;
