@@ -17,7 +17,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { exportModel } from '../artifacts/export';
 import { readManifest, type Manifest } from '../artifacts/manifest';
-import { table } from '../text/table';
+import { table } from '../base/table';
 import type { ServeConfig } from '../serve/config';
 import { runChild, sampleTensor, startChild, type ChildJob, type LoadShape, type TensorShape } from './serve-child';
 import type { Measurement } from './serve-measure';
