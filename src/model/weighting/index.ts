@@ -1,0 +1,83 @@
+/**
+ * The weighting strategies, one frozen table: the CLI (`--weighting`, `--weighting-option`), the
+ * fine-tune parameters (REST, gRPC) and the help texts are all generated from its keys. Adding a
+ * strategy: one file here (its math written against `Scalars`, its entry) plus its test, and one
+ * line in this table.
+ */
+import { cagrad } from './cagrad';
+import { dwa } from './dwa';
+import { famo } from './famo';
+import { gradnorm } from './gradnorm';
+import { imtlG } from './imtl-g';
+import { mgda } from './mgda';
+import { describeOptions, resolveOptions, type GivenOptions } from './options';
+import { pcgrad } from './pcgrad';
+import { staticWeighting } from './static';
+import type { OptionValues, WeightingStrategy } from './types';
+import { uw } from './uw';
+
+export const WEIGHTINGS: Readonly<Record<string, WeightingStrategy>> = Object.freeze({
+  static: staticWeighting,
+  uw,
+  dwa,
+  gradnorm,
+  famo,
+  mgda,
+  'imtl-g': imtlG,
+  pcgrad,
+  cagrad,
+});
+
+export const WEIGHTING_NAMES = Object.freeze(Object.keys(WEIGHTINGS)) as readonly string[];
+
+/** A strategy chosen with its options, all of them resolved: plain data for configs, checkpoints and lineage. */
+export interface WeightingChoice {
+  name: string;
+  options: OptionValues;
+}
+
+export const STATIC_WEIGHTING: WeightingChoice = Object.freeze({ name: 'static', options: Object.freeze({}) });
+
+export function weightingStrategy(name: string): WeightingStrategy {
+  const strategy = Object.hasOwn(WEIGHTINGS, name) ? WEIGHTINGS[name] : undefined;
+  if (!strategy) throw new RangeError(`unknown weighting "${name}"; use one of ${WEIGHTING_NAMES.join(', ')}`);
+  return strategy;
+}
+
+/** Validates a name and its options (strings or numbers); unknown ones are errors that list the valid ones. */
+export function chooseWeighting(name: string, options: GivenOptions = {}): WeightingChoice {
+  const strategy = weightingStrategy(name);
+  return Object.freeze({ name: strategy.name, options: resolveOptions(strategy, options) });
+}
+
+/** `name` or `name:k=v,k=v` (the form `trident bench mtl --strategies` takes). */
+export function parseWeightingSpec(text: string): WeightingChoice {
+  const colon = text.indexOf(':');
+  const name = (colon < 0 ? text : text.slice(0, colon)).trim();
+  const options: Record<string, string> = {};
+  if (colon >= 0) {
+    for (const pair of text.slice(colon + 1).split(',').filter((p) => p.trim() !== '')) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new RangeError(`weighting "${text}": "${pair}" is not of the form key=value`);
+      options[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+    }
+  }
+  return chooseWeighting(name, options);
+}
+
+/** `name` or `name:k=v,…` listing only the options that differ from the defaults. */
+export function weightingLabel(choice: WeightingChoice): string {
+  const strategy = weightingStrategy(choice.name);
+  const changed = Object.entries(choice.options).filter(([k, v]) => strategy.options[k]?.default !== v);
+  return changed.length === 0 ? choice.name : `${choice.name}:${changed.map(([k, v]) => `${k}=${v}`).join(',')}`;
+}
+
+/** The help text: one line per strategy, its options indented below. */
+export function weightingHelp(): string {
+  return Object.values(WEIGHTINGS)
+    .map((w) => [`  ${w.name}: ${w.doc}`, ...describeOptions(w).map((line) => `      ${line}`)].join('\n'))
+    .join('\n');
+}
+
+export { parseOptionPairs } from './options';
+export type { WeightingStrategy } from './types';
