@@ -8,6 +8,11 @@
       one Adam step from the checkpoint's weights on the given batch; writes loss, task losses,
       updated parameters and Adam's state (<param>.exp_avg, <param>.exp_avg_sq) so the caller can
       compare them with train_step.onnx.
+  python3 bench/torch_reference.py taskgrads CHECKPOINT.safetensors BATCH.safetensors OUT.safetensors
+      per-task gradients with the batch's task_weights λ and combination weights α: the Gram
+      matrices of ∇(λ_t·L_t) over the shared representation and over the shared parameters, and
+      the update's gradient for every parameter (Σ_t α_t·∇(λ_t·L_t) for shared ones, ∇(λ_t·L_t) for
+      task t's head), to compare with the per-task gradients of train_step.onnx.
 """
 import json
 import struct
@@ -171,10 +176,57 @@ def check_step(ckpt_path, batch_path, out_path, lr):
     write_safetensors(out_path, out)
 
 
+def task_gradients(ckpt_path, batch_path, out_path):
+    params, meta = read_safetensors(ckpt_path)
+    net = Net(json.loads(meta["spec"]))
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in params.items() if not k.startswith("optim.")})
+    b, _ = read_safetensors(batch_path)
+    lam = torch.from_numpy(b["task_weights"])
+    alpha = torch.from_numpy(b["alpha"])
+    image = torch.from_numpy(b["image"])
+    z = net.shared(net.trunk(image))
+    heads = {"cls": net.heads["cls"](z), "det": net.heads["det"](z), "box": net.heads["box"](z)}
+
+    class Fixed(nn.Module):
+        def forward(self, _):
+            return heads["cls"], heads["det"], heads["box"]
+
+    _, task = losses(
+        Fixed(),
+        image,
+        torch.from_numpy(b["label"].astype(np.int64)),
+        torch.from_numpy(b["objectness"]),
+        torch.from_numpy(b["box"]),
+        torch.from_numpy(b["mask"]),
+        torch.ones(3),
+    )
+    rep, par, per_task = [], [], []
+    for t in range(3):
+        g = torch.autograd.grad(lam[t] * task[t], [z] + list(net.parameters()), retain_graph=True, allow_unused=True)
+        rep.append(g[0].reshape(-1))
+        grads = dict(zip([n for n, _ in net.named_parameters()], g[1:]))
+        per_task.append(grads)
+        par.append(torch.cat([grads[n].reshape(-1) for n, p in net.named_parameters() if not n.startswith("heads.")]))
+    out = {
+        "gram_representation": torch.stack([torch.stack([a @ c for c in rep]) for a in rep]).detach().numpy(),
+        "gram_parameters": torch.stack([torch.stack([a @ c for c in par]) for a in par]).detach().numpy(),
+        "task_losses": task.detach().numpy(),
+    }
+    for n, p in net.named_parameters():
+        if n.startswith("heads."):
+            t = ["cls", "det", "box"].index(n.split(".")[1])
+            out[f"{n}.grad"] = per_task[t][n].detach().numpy()
+        else:
+            out[f"{n}.grad"] = sum(alpha[t] * per_task[t][n] for t in range(3)).detach().numpy()
+    write_safetensors(out_path, out)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve_timings(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif sys.argv[1] == "check":
         check_step(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
+    elif sys.argv[1] == "taskgrads":
+        task_gradients(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         sys.exit(__doc__)

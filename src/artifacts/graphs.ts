@@ -5,10 +5,15 @@ import type { Model, Shape } from '../onnx/ir';
 import { tensor } from '../onnx/ir';
 import { buildForward, buildHeadsPostprocess } from '../model/forward';
 import { buildLosses, buildTotalLoss, type BatchInputs } from '../model/losses';
+import { TASKS, type Task } from '../model/tasks';
 import { buildOptimizer, stateSuffixes, type OptimizerConfig } from '../model/optimizers';
 import { layout, type ParamDef } from '../model/params';
 import type { ModelSpec } from '../model/spec';
+import { emitWeighting, WEIGHTING_ROLES, type EmittedWeighting } from '../model/weighting/graph';
+import { STATIC_WEIGHTING, weightingStrategy, type WeightingChoice } from '../model/weighting/index';
+import { stack, unstack } from '../model/weighting/scalars';
 import type { TensorInfo } from './manifest';
+import { combineTaskGradients, scaledGram, taskGradients } from './task-gradients';
 
 export const IO = {
   image: 'image',
@@ -22,6 +27,9 @@ export const IO = {
   clipNorm: 'clip_norm',
   taskWeights: 'task_weights',
   loss: 'loss',
+  appliedWeights: 'applied_weights',
+  taskGramian: 'task_gramian',
+  taskLossesAfter: 'task_losses_after',
   taskLosses: 'task_losses',
   gradNorm: 'grad_norm',
   classProbs: 'class_probs',
@@ -89,21 +97,45 @@ export interface TrainStepGraphOptions {
   optimizer: OptimizerConfig;
   /** Parameter groups to keep fixed (fed as inputs, not updated). */
   frozen?: ('trunk' | 'head')[];
+  /** How the task losses are combined (default: static λ). */
+  weighting?: WeightingChoice;
+  /** The tasks trained (default: all): the others' losses are left out and their heads fed, not updated. */
+  tasks?: readonly Task[];
 }
 
 /** Parameters that a train step with these options updates. */
-export function trainableParams(spec: ModelSpec, frozen: ('trunk' | 'head')[] = []): ParamDef[] {
-  return layout(spec).params.filter((p) => !frozen.includes(p.group));
+export function trainableParams(spec: ModelSpec, frozen: ('trunk' | 'head')[] = [], tasks: readonly Task[] = TASKS): ParamDef[] {
+  const idle = TASKS.filter((t) => !tasks.includes(t));
+  return layout(spec).params.filter((p) => !frozen.includes(p.group) && !idle.some((t) => p.name.startsWith(`heads.${t}.`)));
 }
+
+/** Indices (in TASKS order) of the tasks a train step trains; refuses an empty or unknown list. */
+export function activeTasks(tasks: readonly Task[] = TASKS): number[] {
+  const active = TASKS.map((t, i) => (tasks.includes(t) ? i : -1)).filter((i) => i >= 0);
+  const unknown = tasks.filter((t) => !TASKS.includes(t));
+  if (unknown.length > 0 || active.length === 0) throw new RangeError(`tasks must be a non-empty list of ${TASKS.join(', ')}; got ${tasks.join(', ') || 'none'}`);
+  return active;
+}
+
+/** Input roles beyond the model's own, for the manifest. */
+const WEIGHTING_INPUT_ROLES: Readonly<Record<string, string>> = WEIGHTING_ROLES;
 
 /**
  * params + optimizer state + step + lr + weight decay + clip norm + task weights + batch
- * → loss, task_losses, grad_norm, <param>.next, <state>.next, step.next.
+ * → loss, task_losses, grad_norm, <param>.next, <state>.next, step.next; a weighting strategy with
+ * a graph part adds its own state, parameters and inputs (`weighting.<name>.*`, carried as
+ * `X` → `X.next` where they are state) and the outputs applied_weights, task_gramian (when it
+ * needs per-task gradients) and task_losses_after (when it needs the losses after the update).
  */
 export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepGraphOptions): BuiltGraph {
   const b = new GraphBuilder(`${spec.name}_train_step`);
+  const weighting = opts.weighting ?? STATIC_WEIGHTING;
+  const strategy = weightingStrategy(weighting.name);
+  const needs = strategy.needs(weighting.options);
+  const active = activeTasks(opts.tasks);
   const all = layout(spec).params;
-  const trainable = trainableParams(spec, opts.frozen);
+  const trainable = trainableParams(spec, opts.frozen, opts.tasks);
+  const trainableNames = trainable.map((p) => p.name);
   const suffixes = stateSuffixes(opts.optimizer.name);
   const inputs: TensorInfo[] = [];
   const image = b.input(IO.image, 'float32', imageShape(spec));
@@ -116,17 +148,68 @@ export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepGraphOptions
     weightDecay: b.input(IO.weightDecay, 'float32', []),
     clipNorm: b.input(IO.clipNorm, 'float32', []),
   };
-  const taskWeights = b.input(IO.taskWeights, 'float32', [3]);
+  const taskWeights = b.input(IO.taskWeights, 'float32', [TASKS.length]);
 
   const heads = buildForward(b, spec, image, (n) => n);
-  const losses = buildLosses(b, heads, batch, spec.heads.classification.labels.length);
-  const total = buildTotalLoss(b, losses.taskLosses, taskWeights);
-  const grads = gradients(b, total, trainable.map((p) => p.name));
+  const numClasses = spec.heads.classification.labels.length;
+  const losses = buildLosses(b, heads, batch, numClasses);
+  const taskLoss = [losses.cls, losses.det, losses.box];
+  const total = active.length === TASKS.length
+    ? buildTotalLoss(b, losses.taskLosses, taskWeights)
+    : buildTotalLoss(b, stack(b, active.map((t) => taskLoss[t])), b.op('Gather', [taskWeights, b.ints(active, 'trained_tasks')], { axis: 0 }));
+
+  let grads: Map<string, string>;
+  let emitted: EmittedWeighting | undefined;
+  let gram: string | undefined;
+  const weightingParams: string[] = [];
+  if (!strategy.graph) {
+    grads = gradients(b, total, trainableNames);
+  } else if (needs.gradients === 'losses') {
+    emitted = emitWeighting(b, weighting, { active, losses: taskLoss, lambda: taskWeights, step: hyper.step });
+    weightingParams.push(...emitted.tensors.filter((t) => t.kind === 'parameter').map((t) => t.name));
+    if (emitted.objective) grads = gradients(b, emitted.objective, [...trainableNames, ...weightingParams]);
+    else {
+      const c = unstack(b, b.op('Mul', [emitted.weights!, taskWeights]), active);
+      grads = gradients(b, active.map((t, k) => ({ value: taskLoss[t], grad: c[k] })), trainableNames);
+    }
+  } else {
+    const heldShared = trainable.filter((p) => p.group === 'trunk').map((p) => p.name);
+    const tgInput = {
+      heads,
+      losses: taskLoss,
+      active,
+      source: needs.gradients,
+      shared: heldShared,
+      headParams: (t: number) => trainableNames.filter((n) => n.startsWith(`heads.${TASKS[t]}.`)),
+    };
+    const tg = taskGradients(b, tgInput);
+    gram = scaledGram(b, tg.gram, active, taskWeights, TASKS.length);
+    emitted = emitWeighting(b, weighting, { active, losses: taskLoss, lambda: taskWeights, step: hyper.step, gram });
+    if (emitted.tensors.some((t) => t.kind === 'parameter')) throw new Error(`weighting ${weighting.name}: parameters with per-task gradients are not supported`);
+    const lambda = unstack(b, taskWeights, active);
+    const shared = unstack(b, b.op('Mul', [emitted.weights!, taskWeights]), active);
+    grads = combineTaskGradients(b, tgInput, tg, { shared, head: strategy.kind === 'loss' ? shared : lambda });
+  }
   const update = buildOptimizer(b, opts.optimizer, trainable.map((p) => ({
     param: p.name,
     grad: grads.get(p.name)!,
     state: suffixes.map((s) => stateName(p.name, s)),
   })), hyper);
+
+  // The strategy's own parameters: the same optimizer, never clipped or decayed with the model's.
+  const weightingUpdate = weightingParams.length === 0 ? undefined : (() => {
+    for (const p of weightingParams) for (const s of suffixes) b.input(stateName(p, s), 'float32', [TASKS.length]);
+    const noClip = b.scalar(0);
+    return buildOptimizer(b, opts.optimizer, weightingParams.map((p) => ({ param: p, grad: grads.get(p)!, state: suffixes.map((s) => stateName(p, s)) })), { ...hyper, weightDecay: noClip, clipNorm: noClip });
+  })();
+
+  let lossesAfter: string | undefined;
+  if (needs.lossesAfterStep) {
+    const updated = new Map(trainable.map((p, i) => [p.name, update.params[i]]));
+    const after = buildLosses(b, buildForward(b, spec, image, (n) => updated.get(n) ?? n), batch, numClasses);
+    lossesAfter = after.taskLosses;
+    emitted!.after!([after.cls, after.det, after.box]);
+  }
 
   const outputs: TensorInfo[] = [];
   const out = (value: string, name: string, role: string) => outputs.push(info(b, b.output(value, name), role));
@@ -138,20 +221,31 @@ export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepGraphOptions
     suffixes.forEach((s, k) => out(update.state[i][k], next(stateName(p.name, s)), 'optimizer_state'));
   });
   out(update.step, next(IO.step), 'step');
+  weightingParams.forEach((p, i) => {
+    out(weightingUpdate!.params[i], next(p), WEIGHTING_ROLES.parameter);
+    suffixes.forEach((s, k) => out(weightingUpdate!.state[i][k], next(stateName(p, s)), 'optimizer_state'));
+  });
+  if (emitted) {
+    for (const [name, value] of emitted.nexts) out(value, next(name), WEIGHTING_ROLES.state);
+    out(emitted.applied, IO.appliedWeights, 'applied_weights');
+  }
+  if (gram) out(gram, IO.taskGramian, 'task_gramian');
+  if (lossesAfter) out(lossesAfter, IO.taskLossesAfter, 'task_losses_after');
 
+  const weightingRole = new Map(emitted?.tensors.map((t) => [t.name, WEIGHTING_INPUT_ROLES[t.kind]]) ?? []);
   for (const v of b.inputs) {
     const role = v.name === IO.image ? 'image'
       : Object.values(batch).includes(v.name) ? 'target'
         : all.some((p) => p.name === v.name) ? 'parameter'
           : v.name === IO.taskWeights ? 'task_weights'
-            : Object.values(hyper).includes(v.name) ? 'hyperparameter' : 'optimizer_state';
+            : Object.values(hyper).includes(v.name) ? 'hyperparameter'
+              : weightingRole.get(v.name) ?? 'optimizer_state';
     inputs.push({ name: v.name, dtype: v.dtype, shape: v.shape, role });
   }
-  return {
-    model: b.model({ 'trident.graph': 'train_step', 'trident.optimizer': JSON.stringify(opts.optimizer) }),
-    inputs,
-    outputs,
-  };
+  const metadata: Record<string, string> = { 'trident.graph': 'train_step', 'trident.optimizer': JSON.stringify(opts.optimizer) };
+  if (weighting.name !== STATIC_WEIGHTING.name) metadata['trident.weighting'] = JSON.stringify(weighting);
+  if (active.length !== TASKS.length) metadata['trident.tasks'] = JSON.stringify(active.map((t) => TASKS[t]));
+  return { model: b.model(metadata), inputs, outputs };
 }
 
 /** params + batch + task weights → loss, task_losses and the post-processed heads; no update. */

@@ -14,8 +14,6 @@ import { IO, next, type BuiltGraph } from './graphs';
 
 /** Inputs that change every step and are scanned along a leading step axis. */
 const PER_STEP: readonly string[] = [IO.image, IO.label, IO.objectness, IO.box, IO.mask, IO.lr];
-/** Outputs reported for every step, stacked along the step axis. */
-const PER_STEP_OUT: readonly string[] = [IO.loss, IO.taskLosses, IO.gradNorm];
 const STEPS_DIM = 'steps';
 const BODY_PREFIX = 'step/';
 
@@ -34,12 +32,16 @@ function asBody(g: Graph, outer: Set<string>, inputs: string[], outputs: string[
 
 /**
  * Same inputs and outputs as `step` (a train-step graph), except that the per-step inputs (batch and
- * learning rate) and outputs (losses, gradient norm) gain a leading `steps` axis; the carried state
- * comes out after the last step.
+ * learning rate) and outputs (every output that is not the next value of an input: losses,
+ * gradient norm, …) gain a leading `steps` axis; the carried state comes out after the last step.
  */
 export function buildMultiStepGraph(step: BuiltGraph): BuiltGraph {
   const g = step.model.graph;
-  const carried = step.outputs.filter((o) => !PER_STEP_OUT.includes(o.name)).map((o) => o.name.slice(0, -next('').length));
+  const inputNames = new Set(g.inputs.map((v) => v.name));
+  // Outputs `X.next` of an input X carry state; the others (losses, gradient norm, Gram matrix, …) are reported per step.
+  const isCarried = (name: string) => name.endsWith(next('')) && inputNames.has(name.slice(0, -next('').length));
+  const carried = step.outputs.filter((o) => isCarried(o.name)).map((o) => o.name.slice(0, -next('').length));
+  const PER_STEP_OUT = step.outputs.filter((o) => !isCarried(o.name)).map((o) => o.name);
   const fromOuter = g.inputs.map((v) => v.name).filter((n) => !carried.includes(n) && !PER_STEP.includes(n));
   const body = asBody(
     g,

@@ -7,11 +7,14 @@
 import type { TaskVector } from '../model/tasks';
 import * as ort from 'onnxruntime-node';
 import type { Checkpoint, OptimizerState } from '../artifacts/checkpoint';
-import { IO, buildTrainStepGraph, next, stateName, trainableParams } from '../artifacts/graphs';
+import { IO, buildTrainStepGraph, next, stateName, trainableParams, type BuiltGraph } from '../artifacts/graphs';
 import { buildMultiStepGraph } from '../artifacts/multi-step';
 import { encodeModel } from '../onnx/serialize';
 import { stateSuffixes, type OptimizerConfig } from '../model/optimizers';
+import type { Task } from '../model/tasks';
 import { layout } from '../model/params';
+import { WEIGHTING_ROLES } from '../model/weighting/graph';
+import type { WeightingChoice } from '../model/weighting/index';
 import type { ModelSpec } from '../model/spec';
 import { createSession, type Device } from './session';
 
@@ -30,17 +33,27 @@ export interface StepHyper {
   weightDecay: number;
   clipNorm: number;
   taskWeights: TaskVector;
+  /** Values of the weighting strategy's host inputs (role weighting_input), [3] each, by input name. */
+  weightingInputs?: Record<string, number[]>;
 }
 
 export interface StepResult {
   loss: number;
   taskLosses: TaskVector;
   gradNorm: number;
+  /** The weights the strategy applied (graph strategies only). */
+  appliedWeights?: number[];
+  /** The Gram matrix of the λ-scaled task gradients, row-major 3×3 (strategies that need it). */
+  gram?: number[];
+  /** The task losses on the same batch after the update (strategies that need them). */
+  lossesAfter?: number[];
 }
 
 export interface TrainStepGraphOptions {
   optimizer: OptimizerConfig;
   frozen?: ('trunk' | 'head')[];
+  weighting?: WeightingChoice;
+  tasks?: readonly Task[];
   device?: Device;
   threads?: number;
   log?: (line: string) => void;
@@ -74,7 +87,8 @@ function stack<T extends Float32Array | BigInt64Array>(parts: T[], make: (n: num
 }
 
 function sameHyper(a: StepHyper, b: StepHyper): boolean {
-  return a.weightDecay === b.weightDecay && a.clipNorm === b.clipNorm && a.taskWeights.every((w, t) => w === b.taskWeights[t]);
+  const inputs = (h: StepHyper) => JSON.stringify(h.weightingInputs ?? {});
+  return a.weightDecay === b.weightDecay && a.clipNorm === b.clipNorm && a.taskWeights.every((w, t) => w === b.taskWeights[t]) && inputs(a) === inputs(b);
 }
 
 export class TrainStepRunner {
@@ -83,14 +97,18 @@ export class TrainStepRunner {
   private step: number;
   private readonly fixed = new Map<string, ort.Tensor>();
 
+  /** Inputs the strategy's host hooks feed before each run. */
+  readonly hostInputs: string[];
+
   private constructor(
     readonly spec: ModelSpec,
     private readonly session: ort.InferenceSession,
     readonly provider: 'cpu' | 'cuda',
     private readonly opts: TrainStepGraphOptions,
     start: Checkpoint,
+    graph: BuiltGraph,
   ) {
-    const trainable = new Set(trainableParams(spec, opts.frozen).map((p) => p.name));
+    const trainable = new Set(trainableParams(spec, opts.frozen, opts.tasks).map((p) => p.name));
     const optimizer = start.optimizer;
     const tensor = (values: Float32Array | undefined, shape: number[]) =>
       new ort.Tensor('float32', values ? Float32Array.from(values) : new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
@@ -106,6 +124,13 @@ export class TrainStepRunner {
         this.state.set(key, tensor(optimizer?.state.get(key), shape));
       }
     }
+    // The weighting strategy's state and parameters (and their optimizer state): from the checkpoint, else zero.
+    const nexts = new Set(graph.outputs.map((o) => o.name));
+    for (const input of graph.inputs) {
+      if (input.name === IO.step || this.state.has(input.name) || this.fixed.has(input.name) || !nexts.has(next(input.name))) continue;
+      this.state.set(input.name, tensor(optimizer?.state.get(input.name), input.shape as number[]));
+    }
+    this.hostInputs = graph.inputs.filter((i) => i.role === WEIGHTING_ROLES.input).map((i) => i.name);
     this.step = optimizer?.step ?? 0;
   }
 
@@ -114,13 +139,13 @@ export class TrainStepRunner {
       // A different optimizer starts from fresh state; the weights carry over.
       start = { ...start, optimizer: undefined };
     }
-    const graph = buildMultiStepGraph(buildTrainStepGraph(start.spec, { optimizer: opts.optimizer, frozen: opts.frozen }));
+    const graph = buildMultiStepGraph(buildTrainStepGraph(start.spec, { optimizer: opts.optimizer, frozen: opts.frozen, weighting: opts.weighting, tasks: opts.tasks }));
     const { session, provider } = await createSession(encodeModel(graph.model), {
       device: opts.device,
       threads: opts.threads,
       log: opts.log,
     });
-    return new TrainStepRunner(start.spec, session, provider, opts, start);
+    return new TrainStepRunner(start.spec, session, provider, opts, start, graph);
   }
 
   get stepsTaken(): number {
@@ -140,7 +165,7 @@ export class TrainStepRunner {
     if (k === 0 || hypers.length !== k) throw new Error(`runSteps: ${k} batches and ${hypers.length} hyperparameter sets; give one of each per step`);
     const n = batches[0].size;
     if (batches.some((b) => b.size !== n)) throw new Error(`runSteps: batches of sizes ${batches.map((b) => b.size).join(', ')}; one run takes batches of one size`);
-    if (hypers.some((h) => !sameHyper(h, hypers[0]))) throw new Error('runSteps: weight decay, clip norm and task weights must be the same for every step of a run');
+    if (hypers.some((h) => !sameHyper(h, hypers[0]))) throw new Error('runSteps: weight decay, clip norm, task weights and weighting inputs must be the same for every step of a run');
     const { channels, height, width } = this.spec.input;
     const floats = (pick: (b: TrainBatch) => Float32Array) => stack(batches.map(pick), (size) => new Float32Array(size));
     const scalar = (v: number) => new ort.Tensor('float32', Float32Array.of(v), []);
@@ -156,6 +181,11 @@ export class TrainStepRunner {
       [IO.clipNorm]: scalar(hypers[0].clipNorm),
       [IO.taskWeights]: new ort.Tensor('float32', Float32Array.from(hypers[0].taskWeights), [3]),
     };
+    for (const name of this.hostInputs) {
+      const value = hypers[0].weightingInputs?.[name];
+      if (!value || value.length !== 3) throw new Error(`runSteps: no value for the weighting input ${name}`);
+      feeds[name] = new ort.Tensor('float32', Float32Array.from(value), [3]);
+    }
     for (const [name, t] of this.fixed) feeds[name] = t;
     for (const [name, t] of this.state) feeds[name] = t;
     const out = await this.session.run(feeds);
@@ -164,11 +194,24 @@ export class TrainStepRunner {
     const loss = out[IO.loss].data as Float32Array;
     const taskLosses = out[IO.taskLosses].data as Float32Array;
     const gradNorm = out[IO.gradNorm].data as Float32Array;
-    return Array.from({ length: k }, (_, i) => ({
-      loss: loss[i],
-      taskLosses: [taskLosses[3 * i], taskLosses[3 * i + 1], taskLosses[3 * i + 2]],
-      gradNorm: gradNorm[i],
-    }));
+    const rows = (name: string, width: number) => {
+      const data = out[name]?.data as Float32Array | undefined;
+      return data ? (i: number) => Array.from(data.subarray(width * i, width * (i + 1))) : undefined;
+    };
+    const applied = rows(IO.appliedWeights, 3);
+    const gram = rows(IO.taskGramian, 9);
+    const after = rows(IO.taskLossesAfter, 3);
+    return Array.from({ length: k }, (_, i): StepResult => {
+      const result: StepResult = {
+        loss: loss[i],
+        taskLosses: [taskLosses[3 * i], taskLosses[3 * i + 1], taskLosses[3 * i + 2]],
+        gradNorm: gradNorm[i],
+      };
+      if (applied) result.appliedWeights = applied(i);
+      if (gram) result.gram = gram(i);
+      if (after) result.lossesAfter = after(i);
+      return result;
+    });
   }
 
   /** Current parameter tensors by name, for feeding another session without copies. */

@@ -133,6 +133,35 @@ function checkedIndices(count: number, maxChecks: number): number[] {
   return Array.from({ length: maxChecks }, (_, k) => Math.floor((k * count) / maxChecks));
 }
 
+/**
+ * Central differences of `loss` with respect to the elements of `feeds[name]` (at most `maxChecks`
+ * of them, spread evenly; the others are NaN), perturbing the fed values in place and restoring them.
+ */
+export async function finiteDifferences(loss: (feeds: Feeds) => Promise<number>, feeds: Feeds, name: string, eps: number, maxChecks = Infinity): Promise<Float64Array> {
+  return (await finiteDifferencesOf(async (f) => [await loss(f)], feeds, name, eps, maxChecks))[0];
+}
+
+/** The same for several losses at once (one run per perturbation for all of them). */
+export async function finiteDifferencesOf(losses: (feeds: Feeds) => Promise<number[]>, feeds: Feeds, name: string, eps: number, maxChecks = Infinity): Promise<Float64Array[]> {
+  const values = feeds[name].data as Float32Array | Float64Array;
+  const approx: Float64Array[] = [];
+  for (const i of checkedIndices(values.length, maxChecks)) {
+    const original = values[i];
+    values[i] = original + eps;
+    const up = values[i];
+    const lossUp = await losses(feeds);
+    values[i] = original - eps;
+    const down = values[i];
+    const lossDown = await losses(feeds);
+    values[i] = original;
+    lossUp.forEach((l, k) => {
+      approx[k] ??= new Float64Array(values.length).fill(Number.NaN);
+      approx[k][i] = (l - lossDown[k]) / (up - down);
+    });
+  }
+  return approx;
+}
+
 /** Runs the check; the report's `failures` is empty when every gradient matches. */
 export async function gradCheck(c: GradCheckCase): Promise<GradCheckReport> {
   const dtype = c.dtype ?? 'float64';
@@ -153,19 +182,7 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckReport> {
         failures.push(`${name}: gradient has shape [${grad.dims}], input has [${fed.dims}]`);
         continue;
       }
-      const values = fed.data as Float32Array | Float64Array;
-      const approx = new Float64Array(values.length).fill(Number.NaN);
-      for (const i of checkedIndices(values.length, c.maxChecks ?? 512)) {
-        const original = values[i];
-        values[i] = original + eps;
-        const up = values[i];
-        const lossUp = await loss(analytic.feeds);
-        values[i] = original - eps;
-        const down = values[i];
-        const lossDown = await loss(analytic.feeds);
-        values[i] = original;
-        approx[i] = (lossUp - lossDown) / (up - down);
-      }
+      const approx = await finiteDifferences(loss, analytic.feeds, name, eps, c.maxChecks ?? 512);
       numeric[name] = approx;
       const report = compare(Array.from(grad.data as ArrayLike<number>), approx);
       errors[name] = report.error;
