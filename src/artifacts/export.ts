@@ -6,6 +6,8 @@ import { DEFAULT_OPSET } from '../onnx/ir';
 import { DEFAULT_OPTIMIZER, type OptimizerName } from '../model/optimizers';
 import { initParams } from '../model/params';
 import { builtinSpec, type ModelSpec } from '../model/spec';
+import type { Task } from '../model/tasks';
+import type { WeightingChoice } from '../model/weighting/index';
 import { emptyOptimizerState, saveCheckpoint, type Checkpoint } from './checkpoint';
 import { writeFileAtomic } from './files';
 import { buildEvalGraph, buildInferGraph, buildTrainStepGraph, type BuiltGraph } from './graphs';
@@ -37,6 +39,9 @@ export interface ExportOptions {
   metrics?: Record<string, unknown>;
   lineage?: Record<string, unknown>;
   name?: string;
+  /** The weighting strategy and tasks train_step.onnx is built for (default: static λ, all tasks). */
+  weighting?: WeightingChoice;
+  tasks?: readonly Task[];
 }
 
 function graphInfo(file: string, g: BuiltGraph) {
@@ -79,7 +84,7 @@ export async function exportModel(opts: ExportOptions): Promise<Manifest> {
   };
   await writeGraph('infer', FILES.infer, buildInferGraph(spec, checkpoint.params));
   if (training) {
-    await writeGraph('train_step', FILES.trainStep, buildTrainStepGraph(spec, { optimizer }));
+    await writeGraph('train_step', FILES.trainStep, buildTrainStepGraph(spec, { optimizer, weighting: opts.weighting, tasks: opts.tasks }));
     await writeGraph('eval', FILES.eval, buildEvalGraph(spec));
   }
   await saveCheckpoint(path.join(dir, FILES.checkpoint), checkpoint);

@@ -36,3 +36,12 @@ export function toTaskVector(values: readonly number[], what: string): TaskVecto
 export function namedTaskValues(vector: TaskVector): NamedTaskValues {
   return Object.fromEntries(TASKS.map((task, i) => [TASK_NAMES[task], vector[i]])) as NamedTaskValues;
 }
+
+/** `all`, or a comma-separated list of task names (`cls,box`), as the tasks to train, in TASKS order. */
+export function parseTasks(text: string, what = '--tasks'): Task[] {
+  const names = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  if (names.length === 1 && names[0] === 'all') return [...TASKS];
+  const unknown = names.filter((n) => !(TASKS as readonly string[]).includes(n));
+  if (names.length === 0 || unknown.length > 0) throw new RangeError(`${what} must be all or a comma-separated list of ${TASKS.join(', ')}; got ${JSON.stringify(text)}`);
+  return TASKS.filter((t) => names.includes(t));
+}

@@ -68,6 +68,9 @@ const TARGETS: Readonly<Record<string, BatchPart>> = Object.freeze({ label: 'lab
 
 export const NEXT_SUFFIX = '.next';
 
+/** Roles of carried tensors that a checkpoint keeps with the optimizer state. */
+const CHECKPOINTED_STATE = new Set(['optimizer_state', 'weighting_state', 'weighting_parameter']);
+
 const byRole = (list: readonly TensorInfo[], role: string) => list.find((t) => t.role === role)?.name;
 
 /** Reads the train step's inputs and outputs from the manifest; throws on anything it cannot feed. */
@@ -273,7 +276,8 @@ export function checkpointOfState(spec: ModelSpec, optimizer: OptimizerConfig | 
   const ckpt: Checkpoint = { spec, params, ...(progress ? { progress } : {}) };
   if (optimizer) {
     const optimizerState: OptimizerState = { config: optimizer, state: new Map(), step: Math.round(state.get('step')?.[0] ?? 0) };
-    for (const t of plan.carried) if (t.role === 'optimizer_state') optimizerState.state.set(t.name, state.get(t.name)!);
+    // Optimizer state, and a weighting strategy's state and parameters (model/weighting/graph.ts), which checkpoints keep beside it.
+    for (const t of plan.carried) if (CHECKPOINTED_STATE.has(t.role)) optimizerState.state.set(t.name, state.get(t.name)!);
     ckpt.optimizer = optimizerState;
   }
   return ckpt;

@@ -174,7 +174,7 @@ describe('TrainStepRunner', () => {
   it('refuses a run of batches of different sizes, or of steps whose hyperparameters differ beyond the learning rate', async () => {
     const r = await runner('adam');
     await expect(r.runSteps([batch, randomBatch(spec, 8, 3)], [hyper(), hyper()])).rejects.toThrow(/batches of sizes 16, 8; one run takes batches of one size/);
-    await expect(r.runSteps([batch, batch], [hyper(), hyper({ clipNorm: 1 })])).rejects.toThrow(/weight decay, clip norm and task weights must be the same/);
+    await expect(r.runSteps([batch, batch], [hyper(), hyper({ clipNorm: 1 })])).rejects.toThrow(/weight decay, clip norm, task weights and weighting inputs must be the same/);
     await expect(r.runSteps([batch], [])).rejects.toThrow(/1 batches and 0 hyperparameter sets/);
     expect(r.stepsTaken).toBe(0);
     await r.release();

@@ -1,5 +1,6 @@
 /** A training job's configuration: plain data, so it can cross into the trainer worker and into checkpoints. */
-import type { TaskVector } from '../model/tasks';
+import { TASKS, type Task, type TaskVector } from '../model/tasks';
+import { STATIC_WEIGHTING, type WeightingChoice } from '../model/weighting/index';
 import type { OptimizerName } from '../model/optimizers';
 import type { MonitorName } from './monitors';
 import type { ScheduleName } from './schedules';
@@ -26,8 +27,6 @@ export type DataConfig =
       maxPixels?: number;
     };
 
-export type Weighting = 'static' | 'dwa';
-
 export interface TrainConfig {
   spec: ModelSpec;
   data: DataConfig;
@@ -42,7 +41,10 @@ export interface TrainConfig {
   /** Clip by global gradient norm; 0 disables. */
   clipNorm: number;
   taskWeights: TaskVector;
-  weighting: Weighting;
+  /** How the task losses are combined: a strategy of the registry (model/weighting) with its options. */
+  weighting: WeightingChoice;
+  /** The tasks trained; the others' losses are left out and their heads kept as they are. */
+  tasks: Task[];
   seed: number;
   device: Device;
   threads: number;
@@ -70,7 +72,8 @@ export const DEFAULTS: Omit<TrainConfig, 'spec' | 'data' | 'outDir'> = {
   weightDecay: 0,
   clipNorm: 0,
   taskWeights: [1, 1, 1],
-  weighting: 'static',
+  weighting: STATIC_WEIGHTING,
+  tasks: [...TASKS],
   seed: 0,
   device: 'cpu',
   threads: 0,

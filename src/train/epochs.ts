@@ -13,7 +13,7 @@ import type { EpochReport, FromTrainer, StepProgress, StopReason } from './proto
 import type { TrainProgress } from './resume';
 import { LR_SCHEDULES } from './schedules';
 import { validate } from './validation';
-import { recordEpoch, taskWeightsFor } from './weighting';
+import type { HostWeighting } from './weighting';
 
 /** Batches requested ahead: two runs' worth, so the next run's batches are ready when one ends. */
 const PREFETCH = 2 * STEPS_PER_RUN;
@@ -27,6 +27,8 @@ export interface EpochLoop {
   valBatches: number;
   /** Changed in place as training goes; what checkpoints save. */
   progress: TrainProgress;
+  /** The weighting strategy's host side. */
+  weighting: HostWeighting;
   stopRequested: () => boolean;
   post: (message: FromTrainer) => void;
   saveCheckpoint: () => void;
@@ -48,7 +50,8 @@ export async function runEpochs(loop: EpochLoop): Promise<LoopEnd> {
   const { config, progress } = loop;
   while (progress.epoch < config.epochs) {
     const started = Date.now();
-    const weights = taskWeightsFor(config.weighting, config.taskWeights, progress.weighting);
+    // The epoch's λ (DWA changes it per epoch), as reports weigh the losses.
+    const weights = loop.weighting.taskWeights();
     const ended = await trainEpoch(loop, weights);
     if (ended === 'stopped') {
       loop.saveCheckpoint();
@@ -84,7 +87,8 @@ async function trainEpoch(loop: EpochLoop, weights: TaskVector): Promise<'comple
   let lastRunEnd = performance.now();
   while (progress.index < stepsPerEpoch) {
     const stepsLeft = config.maxSteps > 0 ? config.maxSteps - runner.stepsTaken : Infinity;
-    const count = Math.min(STEPS_PER_RUN, stepsPerEpoch - progress.index, stepsLeft);
+    const count = Math.min(STEPS_PER_RUN, loop.weighting.stepsPerRun, stepsPerEpoch - progress.index, stepsLeft);
+    const fed = loop.weighting.hyper();
     if (count <= 0) return 'max_steps';
     const run: Batch[] = [];
     const hypers: StepHyper[] = [];
@@ -98,7 +102,7 @@ async function trainEpoch(loop: EpochLoop, weights: TaskVector): Promise<'comple
       if (index + PREFETCH < stepsPerEpoch) batches.request('train', epoch, index + PREFETCH);
       run.push(batch);
       const lr = LR_SCHEDULES[config.schedule].rate(config.lr, runner.stepsTaken + j, scheduled);
-      hypers.push({ lr, weightDecay: config.weightDecay, clipNorm: config.clipNorm, taskWeights: weights });
+      hypers.push({ lr, weightDecay: config.weightDecay, clipNorm: config.clipNorm, ...fed });
     }
     const t0 = performance.now();
     const results = await runner.runSteps(run, hypers);
@@ -109,6 +113,7 @@ async function trainEpoch(loop: EpochLoop, weights: TaskVector): Promise<'comple
     for (const [j, result] of results.entries()) {
       if (!Number.isFinite(result.loss)) throw new Error(`loss became ${result.loss} at epoch ${epoch + 1}, step ${progress.index + 1}; lower the learning rate`);
       for (let t = 0; t < TASK_COUNT; t++) progress.lossSums[t] += result.taskLosses[t];
+      loop.weighting.afterStep(result);
       const step: StepProgress = {
         epoch: epoch + 1,
         epochs: config.epochs,
@@ -124,9 +129,11 @@ async function trainEpoch(loop: EpochLoop, weights: TaskVector): Promise<'comple
         stepMs,
         wallMs,
       };
+      if (result.appliedWeights) step.appliedWeights = namedTaskValues(result.appliedWeights as TaskVector);
       progress.index += 1;
       loop.post({ type: 'step', step });
     }
+    progress.weighting = loop.weighting.progress();
     if (loop.stopRequested()) return 'stopped';
     if (config.maxSteps > 0 && runner.stepsTaken >= config.maxSteps) return 'max_steps';
   }
@@ -156,12 +163,13 @@ function closeEpoch(loop: EpochLoop, epoch: EpochReport): void {
   const { progress, config } = loop;
   const trainLosses = progress.lossSums.map((s) => s / Math.max(progress.index, 1)) as TaskVector;
   progress.epochs.push(epoch);
-  progress.weighting = recordEpoch(progress.weighting, trainLosses);
+  loop.weighting.onEpochEnd(trainLosses);
   const score = MONITORS[config.monitor].score(epoch);
   if (progress.best === null || score > progress.best) {
     progress.best = score;
     progress.badEpochs = 0;
   } else progress.badEpochs += 1;
+  progress.weighting = loop.weighting.progress();
   progress.epoch += 1;
   progress.index = 0;
   progress.lossSums.fill(0);

@@ -11,6 +11,7 @@ import { encodeModel } from '../onnx/serialize';
 import { builtinSpec, FASHION_LABELS, parseSpec, type ModelSpec } from '../model/spec';
 import { batchFeeds, paramFeeds } from '../testing/batches';
 import { writeTrainingFixture } from '../testing/fashion-mnist';
+import { chooseWeighting } from '../model/weighting/index';
 import { DEFAULTS, type TrainConfig } from './config';
 import { TrainJob, type TrainDone } from './job';
 import type { StepProgress } from './protocol';
@@ -144,7 +145,7 @@ describe('TrainJob on FashionLoc', () => {
 
   it('with DWA task weighting, a stop in the third epoch and resume also equal the uninterrupted run', async () => {
     const dwa = (name: string, extra: Partial<TrainConfig> = {}) =>
-      config(name, { data: { kind: 'fashionloc', dir: fashionMnist, trainCount: 192, valCount: 32 }, epochs: 3, weighting: 'dwa', augment: true, ...extra });
+      config(name, { data: { kind: 'fashionloc', dir: fashionMnist, trainCount: 192, valCount: 32 }, epochs: 3, weighting: chooseWeighting('dwa'), augment: true, ...extra });
     const whole = await run(dwa('dwa-straight'));
     expect(whole.steps).toHaveLength(18);
     // DWA changes λ from the third epoch on (it needs two epochs of losses).

@@ -13,6 +13,7 @@ import type { FromTrainer, StopReason, ToTrainer } from './protocol';
 
 export type { TrainReady };
 import { BatchMaker, loadSources, type DataSources } from './sources';
+import { checkWeighting } from './weighting';
 
 export interface TrainDone {
   reason: StopReason;
@@ -58,6 +59,7 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
 
   /** Loads the data (errors surface here, before any training) and starts the worker. */
   static async start(config: TrainConfig): Promise<TrainJob> {
+    checkWeighting(config.weighting, config.taskWeights, config.tasks);
     const warnings: string[] = [];
     const sources = await loadSources(config.spec, config.data, config.seed, (w) => warnings.push(w));
     if (sources.train.length === 0) throw new Error('the training set is empty');

@@ -26,6 +26,8 @@ export interface StepProgress {
   stepMs: number;
   /** Wall time per step since the previous run ended, waiting for data included. */
   wallMs: number;
+  /** The weights the weighting strategy applied at this step (strategies with a graph part; see docs/MTL.md). */
+  appliedWeights?: NamedTaskValues;
 }
 
 export interface EpochReport {

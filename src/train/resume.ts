@@ -7,14 +7,15 @@ import { initParams } from '../model/params';
 import { taskVector, type TaskVector } from '../model/tasks';
 import type { TrainConfig } from './config';
 import type { EpochReport } from './protocol';
-import type { WeightingState } from './weighting';
+import type { WeightingProgress } from './weighting';
 
 /** Everything a checkpoint must hold for --resume to continue exactly where the run stopped. */
 export interface TrainProgress {
   /** 0-based epoch and batch of the next step. */
   epoch: number;
   index: number;
-  weighting: WeightingState;
+  /** The weighting strategy's host state. */
+  weighting: WeightingProgress;
   best: number | null;
   badEpochs: number;
   epochs: EpochReport[];
@@ -24,7 +25,7 @@ export interface TrainProgress {
 }
 
 export function freshProgress(seed: number): TrainProgress {
-  return { epoch: 0, index: 0, weighting: { history: [] }, best: null, badEpochs: 0, epochs: [], lossSums: taskVector(), seed };
+  return { epoch: 0, index: 0, weighting: {}, best: null, badEpochs: 0, epochs: [], lossSums: taskVector(), seed };
 }
 
 export function startingPoint(config: TrainConfig): { checkpoint: Checkpoint; progress?: TrainProgress } {

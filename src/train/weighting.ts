@@ -1,25 +1,88 @@
 /**
- * Host-side task weighting. `static` keeps λ; `dwa` (Dynamic Weight Average, Liu et al. 2019)
- * rescales λ each epoch by T·softmax(r / temperature) with r_t = L_t(e−1) / L_t(e−2).
+ * The weighting strategy's host side in the trainer (its graph side is in the train step): the
+ * task weights and host inputs fed to each run, and the hooks after each step and each epoch.
+ * Its state travels in the checkpoint's progress, so --resume continues it exactly.
  */
-import type { Weighting } from './config';
+import { TASK_COUNT, TASKS, type Task, type TaskVector } from '../model/tasks';
+import { weightingTensorName } from '../model/weighting/graph';
+import { chooseWeighting, weightingStrategy, type WeightingChoice } from '../model/weighting/index';
+import type { HostState, WeightingStrategy } from '../model/weighting/types';
+import type { StepHyper, StepResult } from '../runtime/train-step';
 
-const DWA_TEMPERATURE = 2;
+/** What progress.weighting holds: the strategy's host state, tagged with the strategy's name. */
+export type WeightingProgress = HostState & { strategy?: string };
 
-export interface WeightingState {
-  /** Mean task losses of past epochs, newest last (at most two kept). */
-  history: [number, number, number][];
+/** Checks a run's weighting before it starts: every trained task needs λ_t > 0 when a strategy adapts the weights. */
+export function checkWeighting(choice: WeightingChoice, taskWeights: readonly number[], tasks: readonly Task[]): void {
+  chooseWeighting(choice.name, choice.options);
+  if (choice.name === 'static') return;
+  const idle = tasks.filter((t) => !(taskWeights[TASKS.indexOf(t)] > 0));
+  if (idle.length > 0) throw new RangeError(`weighting ${choice.name} needs λ > 0 for every trained task (${idle.join(', ')} has λ = 0); leave a task out with --tasks instead`);
 }
 
-export function taskWeightsFor(kind: Weighting, base: [number, number, number], state: WeightingState): [number, number, number] {
-  if (kind === 'static' || state.history.length < 2) return [...base];
-  const [older, newer] = state.history.slice(-2);
-  const ratios = newer.map((l, t) => l / Math.max(older[t], 1e-12));
-  const exps = ratios.map((r) => Math.exp(r / DWA_TEMPERATURE));
-  const sum = exps.reduce((a, b) => a + b, 0);
-  return base.map((b, t) => (b * 3 * exps[t]) / sum) as [number, number, number];
-}
+export class HostWeighting {
+  private readonly strategy: WeightingStrategy;
+  private readonly active: number[];
+  private state: HostState;
 
-export function recordEpoch(state: WeightingState, meanLosses: [number, number, number]): WeightingState {
-  return { history: [...state.history, meanLosses].slice(-2) };
+  constructor(
+    private readonly choice: WeightingChoice,
+    private readonly lambda: TaskVector,
+    tasks: readonly Task[],
+    saved?: WeightingProgress,
+  ) {
+    this.strategy = weightingStrategy(choice.name);
+    this.active = TASKS.flatMap((t, i) => (tasks.includes(t) ? [i] : []));
+    const host = this.strategy.host;
+    // Checkpoints written before strategies were tagged hold DWA's history untagged.
+    const own = saved && (saved.strategy === choice.name || (saved.strategy === undefined && choice.name === 'dwa' && Array.isArray(saved.history)));
+    this.state = host ? (own ? { ...saved } : host.init(this.active.length, choice.options)) : {};
+    if (this.state.strategy !== undefined) delete this.state.strategy;
+  }
+
+  /** Steps per ONNX Runtime run that the host allows (1 when each step's feeds depend on the last step). */
+  get stepsPerRun(): number {
+    return this.strategy.host?.stepsPerRun ?? Infinity;
+  }
+
+  /** λ as fed to the next run: the static weights times the strategy's scale (DWA), zero for tasks not trained. */
+  taskWeights(): TaskVector {
+    const scale = this.strategy.host?.feeds(this.state, this.choice.options).lossScale;
+    return TASKS.map((_, t) => {
+      const k = this.active.indexOf(t);
+      return k < 0 ? 0 : this.lambda[t] * (scale?.[k] ?? 1);
+    }) as TaskVector;
+  }
+
+  /** The next run's task weights and host inputs. */
+  hyper(): Pick<StepHyper, 'taskWeights' | 'weightingInputs'> {
+    const inputs = this.strategy.host?.feeds(this.state, this.choice.options).inputs;
+    if (!inputs) return { taskWeights: this.taskWeights() };
+    const weightingInputs: Record<string, number[]> = {};
+    for (const [name, values] of Object.entries(inputs)) weightingInputs[weightingTensorName(this.choice.name, name)] = this.spread(values);
+    return { taskWeights: this.taskWeights(), weightingInputs };
+  }
+
+  afterStep(result: StepResult): void {
+    const hook = this.strategy.host?.afterStep;
+    if (!hook) return;
+    const gram = result.gram ? this.active.map((i) => this.active.map((j) => result.gram![i * TASK_COUNT + j])) : undefined;
+    this.state = hook(this.state, { losses: this.active.map((t) => result.taskLosses[t]), gram }, this.choice.options);
+  }
+
+  onEpochEnd(meanLosses: TaskVector): void {
+    const hook = this.strategy.host?.onEpochEnd;
+    if (hook) this.state = hook(this.state, this.active.map((t) => meanLosses[t]), this.choice.options);
+  }
+
+  /** For progress.weighting (plain data). */
+  progress(): WeightingProgress {
+    return { strategy: this.choice.name, ...structuredClone(this.state) };
+  }
+
+  private spread(values: readonly number[]): number[] {
+    const full = new Array<number>(TASK_COUNT).fill(0);
+    this.active.forEach((t, k) => (full[t] = values[k]));
+    return full;
+  }
 }

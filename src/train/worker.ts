@@ -17,6 +17,7 @@ import type { TrainConfig } from './config';
 import { runEpochs, totalSteps } from './epochs';
 import type { FromTrainer, ToTrainer } from './protocol';
 import { freshProgress, startingPoint } from './resume';
+import { HostWeighting } from './weighting';
 
 const port = parentPort!;
 const post = (m: FromTrainer) => port.postMessage(m);
@@ -29,12 +30,15 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
   const runner = await TrainStepRunner.create(start.checkpoint, {
     optimizer,
     frozen: config.freezeTrunk ? ['trunk'] : [],
+    weighting: config.weighting,
+    tasks: config.tasks,
     device: config.device,
     threads: config.threads,
     log: (line) => process.stderr.write(`${line}\n`),
   });
   const evalSession = (await createSession(encodeModel(buildEvalGraph(config.spec).model), { device: runner.provider, threads: config.threads })).session;
   const progress = start.progress ?? freshProgress(config.seed);
+  const weighting = new HostWeighting(config.weighting, config.taskWeights, config.tasks, progress.weighting);
   post({
     type: 'ready',
     ready: { provider: runner.provider, epoch: progress.epoch + 1, index: progress.index, step: runner.stepsTaken, resumed: !!start.progress, stepsPerEpoch, totalSteps: totalSteps(config, stepsPerEpoch) },
@@ -44,7 +48,7 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
     saveCheckpointSync(own, runner.checkpoint({ ...progress }));
     post({ type: 'checkpoint', file: own, epoch: progress.epoch, index: progress.index });
   };
-  const { reason, partial } = await runEpochs({ config, runner, evalSession, batches, stepsPerEpoch, valBatches, progress, stopRequested: () => stopRequested, post, saveCheckpoint });
+  const { reason, partial } = await runEpochs({ config, runner, evalSession, batches, stepsPerEpoch, valBatches, progress, weighting, stopRequested: () => stopRequested, post, saveCheckpoint });
   if (reason !== 'stopped') {
     const last = partial ?? progress.epochs[progress.epochs.length - 1];
     await exportModel({
@@ -53,7 +57,9 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
       checkpoint: runner.checkpoint({ ...progress }),
       name: config.name,
       metrics: last ? { validation: last.metrics, validationLoss: last.valLoss, epochs: progress.epochs.length } : {},
-      lineage: { ...(config.lineage ?? {}), from: config.from ?? null, seed: config.seed, optimizer: optimizer.name },
+      lineage: { ...(config.lineage ?? {}), from: config.from ?? null, seed: config.seed, optimizer: optimizer.name, weighting: config.weighting, tasks: config.tasks },
+      weighting: config.weighting,
+      tasks: config.tasks,
     });
   }
   await evalSession.release();

@@ -12,6 +12,8 @@ import type { Metrics } from '../../runtime/metrics';
 import { parseDevice } from '../../runtime/session';
 import { DEFAULTS, type DataConfig, type TrainConfig } from '../../train/config';
 import { TrainJob } from '../../train/job';
+import { parseTasks, TASKS } from '../../model/tasks';
+import { chooseWeighting, parseOptionPairs, weightingHelp, WEIGHTING_NAMES } from '../../model/weighting/index';
 import { formatNumber, parseNumber, parseTaskWeights, table } from '../format';
 import { resolveSpec } from './export';
 import { annotationsFileOf } from '../../data/annotations';
@@ -58,6 +60,11 @@ async function chooseSpec(opts: { arch?: string; from?: string; resume?: boolean
   return spec;
 }
 
+/** Commander's collector for a repeatable option. */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 export function register(program: Command): void {
   program
     .command('train')
@@ -73,7 +80,9 @@ export function register(program: Command): void {
     .option('--weight-decay <w>', 'weight decay (L2 for sgd/adam, decoupled for adamw)', String(DEFAULTS.weightDecay))
     .option('--clip-norm <n>', 'clip gradients by global norm (0: off)', String(DEFAULTS.clipNorm))
     .option('--task-weights <cls,det,box>', 'loss weights λ', DEFAULTS.taskWeights.join(','))
-    .option('--weighting <kind>', 'static or dwa (dynamic weight average)', DEFAULTS.weighting)
+    .option('--weighting <name>', `how the task losses are combined: ${WEIGHTING_NAMES.join(', ')} (listed below)`, DEFAULTS.weighting.name)
+    .option('--weighting-option <key=value>', 'an option of the weighting strategy (repeatable)', collect, [])
+    .option('--tasks <list>', `the tasks to train: all, or a comma list of ${TASKS.join(', ')} (the others' heads stay as they are)`, 'all')
     .option('--device <device>', 'cpu, cuda or auto', DEFAULTS.device)
     .option('--threads <n>', 'ONNX Runtime threads (0: all cores)', String(DEFAULTS.threads))
     .option('--seed <n>', 'seed for initialisation, data order and augmentation', String(DEFAULTS.seed))
@@ -91,6 +100,7 @@ export function register(program: Command): void {
     .option('--val-share <share>', 'share of user data held out for validation', '0.2')
     .option('--skip-bad', 'skip bad annotation lines with a warning instead of failing')
     .option('--json', 'print machine-readable progress lines instead of a progress bar')
+    .addHelpText('after', `\nWeighting strategies (--weighting NAME --weighting-option key=value):\n${weightingHelp()}`)
     .action(async (opts) => {
       const spec = await chooseSpec(opts);
       const config: TrainConfig = {
@@ -106,7 +116,8 @@ export function register(program: Command): void {
         weightDecay: parseNumber(opts.weightDecay, '--weight-decay', { min: 0 }),
         clipNorm: parseNumber(opts.clipNorm, '--clip-norm', { min: 0 }),
         taskWeights: parseTaskWeights(opts.taskWeights),
-        weighting: opts.weighting === 'dwa' ? 'dwa' : opts.weighting === 'static' ? 'static' : (() => { throw new Error('--weighting must be static or dwa'); })(),
+        weighting: chooseWeighting(opts.weighting, parseOptionPairs(opts.weightingOption)),
+        tasks: parseTasks(opts.tasks),
         seed: parseNumber(opts.seed, '--seed', { integer: true }),
         device: parseDevice(opts.device),
         threads: parseNumber(opts.threads, '--threads', { integer: true, min: 0 }),
