@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
+import { benchMtl, formatMtlTable } from '../../bench/mtl';
 import { benchPipeline, benchTrainStep } from '../../bench/train';
+import { parseWeightingSpec, WEIGHTING_NAMES, weightingHelp } from '../../model/weighting/index';
+import { parseTaskWeights } from '../format';
 import { STEPS_PER_RUN } from '../../runtime/train-step';
 import { formatNumber, parseNumber, table } from '../format';
 import { resolveSpec } from './export';
@@ -56,5 +59,47 @@ export function register(program: Command): void {
           ['data pipeline cost', `${formatNumber(cost * 100)} %`],
         ])}\n`);
       }
+    });
+  bench
+    .command('mtl')
+    .description('single-task models and the multi-task model per weighting strategy under one budget: per-task test metrics, Δm, train time, step and inference cost')
+    .option('--arch <name|spec.json>', 'architecture', 'fashionloc')
+    .option('--budget <samples>', 'training samples each model sees', '20000')
+    .option('--strategies <list>', 'weighting strategies, comma-separated, each NAME or NAME:key=value[:key=value]', WEIGHTING_NAMES.join(','))
+    .option('--epochs <n>', 'passes over the distinct training canvases (default: the fewest, with at most 55 000 canvases)')
+    .option('--batch <n>', 'batch size', '64')
+    .option('--lr <rate>', 'peak learning rate (Adam, cosine schedule)', '0.002')
+    .option('--task-weights <cls,det,box>', 'λ, for every strategy', '1,1,1')
+    .option('--seed <n>', 'seed for initialisation, data order and augmentation (the same for every model)', '0')
+    .option('--threads <n>', 'ONNX Runtime threads', '2')
+    .option('--val-count <n>', 'validation canvases per training run (the trainer’s epoch report)', '500')
+    .option('--test-count <n>', 'FashionLoc test canvases for the table', '2000')
+    .option('--overhead-steps <n>', 'timed train steps per strategy for the step-time comparison (0: skip)', '40')
+    .option('--inference-runs <n>', 'timed batch-1 inferences per model', '50')
+    .option('--fashion-mnist <dir>', 'folder of the Fashion-MNIST IDX files')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `\nWeighting strategies:\n${weightingHelp()}`)
+    .action(async (opts) => {
+      const int = (v: string, flag: string, min: number) => parseNumber(v, flag, { integer: true, min });
+      const strategies = String(opts.strategies).split(',').map((s) => s.trim()).filter((s) => s !== '').map(parseWeightingSpec);
+      if (strategies.length === 0) throw new Error('--strategies: give at least one strategy');
+      const result = await benchMtl({
+        spec: await resolveSpec(opts.arch),
+        budget: int(opts.budget, '--budget', 1),
+        strategies,
+        epochs: opts.epochs ? int(opts.epochs, '--epochs', 1) : undefined,
+        batch: int(opts.batch, '--batch', 1),
+        lr: parseNumber(opts.lr, '--lr', { min: 0 }),
+        taskWeights: parseTaskWeights(opts.taskWeights),
+        seed: parseNumber(opts.seed, '--seed', { integer: true }),
+        threads: int(opts.threads, '--threads', 1),
+        valCount: int(opts.valCount, '--val-count', 1),
+        testCount: int(opts.testCount, '--test-count', 1),
+        overheadSteps: int(opts.overheadSteps, '--overhead-steps', 0),
+        inferenceRuns: int(opts.inferenceRuns, '--inference-runs', 1),
+        fashionMnist: opts.fashionMnist,
+        log: opts.json ? undefined : (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${formatMtlTable(result)}\n`);
     });
 }

@@ -32,6 +32,8 @@ describe('the weighting registry', () => {
     expect(parseOptionPairs('c=0.5, rescale=0')).toEqual({ c: '0.5', rescale: '0' });
     expect(() => parseOptionPairs(['c'])).toThrow(/not of the form key=value/);
     expect(() => parseOptionPairs(['c=1', 'c=2'])).toThrow(/given twice/);
+    expect(parseWeightingSpec('famo:update=next_batch:lr=0.01').options).toEqual({ lr: 0.01, gamma: 0.01, update: 'next_batch' });
+    expect(weightingLabel(parseWeightingSpec('famo:update=next_batch:lr=0.01'))).toBe('famo:lr=0.01:update=next_batch');
     const spec = parseWeightingSpec('pcgrad:gradients=parameters');
     expect(spec).toEqual({ name: 'pcgrad', options: { gradients: 'parameters' } });
     expect(weightingLabel(spec)).toBe('pcgrad:gradients=parameters');

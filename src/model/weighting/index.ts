@@ -50,26 +50,24 @@ export function chooseWeighting(name: string, options: GivenOptions = {}): Weigh
   return Object.freeze({ name: strategy.name, options: resolveOptions(strategy, options) });
 }
 
-/** `name` or `name:k=v,k=v` (the form `trident bench mtl --strategies` takes). */
+/** `name` or `name:k=v:k=v` (the form `trident bench mtl --strategies` takes, comma-separated). */
 export function parseWeightingSpec(text: string): WeightingChoice {
-  const colon = text.indexOf(':');
-  const name = (colon < 0 ? text : text.slice(0, colon)).trim();
+  const [head, ...pairs] = text.split(':');
+  const name = head.trim();
   const options: Record<string, string> = {};
-  if (colon >= 0) {
-    for (const pair of text.slice(colon + 1).split(',').filter((p) => p.trim() !== '')) {
-      const eq = pair.indexOf('=');
-      if (eq <= 0) throw new RangeError(`weighting "${text}": "${pair}" is not of the form key=value`);
-      options[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
-    }
+  for (const pair of pairs.filter((p) => p.trim() !== '')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new RangeError(`weighting "${text}": "${pair}" is not of the form key=value`);
+    options[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
   }
   return chooseWeighting(name, options);
 }
 
-/** `name` or `name:k=v,…` listing only the options that differ from the defaults. */
+/** `name` or `name:k=v:…` listing only the options that differ from the defaults (parseWeightingSpec reads it back). */
 export function weightingLabel(choice: WeightingChoice): string {
   const strategy = weightingStrategy(choice.name);
   const changed = Object.entries(choice.options).filter(([k, v]) => strategy.options[k]?.default !== v);
-  return changed.length === 0 ? choice.name : `${choice.name}:${changed.map(([k, v]) => `${k}=${v}`).join(',')}`;
+  return [choice.name, ...changed.map(([k, v]) => `${k}=${v}`)].join(':');
 }
 
 /** The help text: one line per strategy, its options indented below. */

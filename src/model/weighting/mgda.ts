@@ -81,9 +81,8 @@ export const mgda = defineWeighting({
   },
   needs: gramNeeds,
   graph({ s, gram, losses, lambda }, o) {
-    const tiny = s.const(1e-30);
-    const norm = (t: number) => s.sqrt(s.max(gram![t][t], tiny));
-    const loss = (t: number) => s.max(s.mul(lambda[t], losses[t]), tiny);
+    const norm = (t: number) => s.sqrt(s.max(gram![t][t], s.const(1e-30)));
+    const loss = (t: number) => s.max(s.mul(lambda[t], losses[t]), s.const(1e-30));
     const n = gram!.map((_, t) =>
       o.normalization === 'l2' ? norm(t) : o.normalization === 'loss' ? loss(t) : o.normalization === 'loss+' ? s.mul(loss(t), norm(t)) : s.const(1),
     );
