@@ -98,7 +98,7 @@ export function register(program: Command): void {
         overheadSteps: int(opts.overheadSteps, '--overhead-steps', 0),
         inferenceRuns: int(opts.inferenceRuns, '--inference-runs', 1),
         fashionMnist: opts.fashionMnist,
-        log: opts.json ? undefined : (line) => process.stderr.write(`${line}\n`),
+        log: (line) => process.stderr.write(`${line}\n`),
       });
       process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${formatMtlTable(result)}\n`);
     });
