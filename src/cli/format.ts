@@ -16,3 +16,8 @@ export function parseTaskWeights(value: string): TaskVector {
   if (parts.length !== TASKS.length) throw new Error(`--task-weights needs ${TASKS.length} comma-separated numbers (${TASKS.join(',')}), got "${value}"`);
   return toTaskVector(parts.map((p) => parseNumber(p, '--task-weights', { min: 0 })), '--task-weights');
 }
+
+/** Commander's collector for a repeatable option. */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

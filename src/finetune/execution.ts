@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import { readManifest } from '../artifacts/manifest';
 import { servingVersion, stagingDir } from '../artifacts/repository';
 import { TridentError } from '../base/errors';
+import { chooseWeighting } from '../model/weighting/index';
 import { DEFAULTS, type TrainConfig } from '../train/config';
 import type { ActiveJob, JobBoard } from './board';
 import { decide } from './gate';
@@ -141,6 +142,8 @@ export class JobExecution {
       lr: p.lr,
       optimizer: p.optimizer,
       taskWeights: p.taskWeights,
+      // Records written before strategies existed have no weighting: static λ.
+      weighting: chooseWeighting(p.weighting ?? 'static', p.weightingOptions ?? {}),
       freezeTrunk: p.freezeTrunk,
       seed: p.seed,
       augment: p.augment,

@@ -3,7 +3,9 @@
  * camelCase keys; numbers and booleans possibly as strings), checked against the configured bounds.
  */
 import { TridentError } from '../base/errors';
-import type { TaskVector } from '../model/tasks';
+import { TASKS, type TaskVector } from '../model/tasks';
+import { chooseWeighting, parseOptionPairs, WEIGHTING_NAMES } from '../model/weighting/index';
+import { checkWeighting } from '../train/weighting';
 import { z } from 'zod';
 import { OPTIMIZERS, type OptimizerName } from '../model/optimizers';
 import { choiceNames } from '../base/choices';
@@ -23,6 +25,9 @@ export interface HyperParams {
   valShare: number;
   seed: number;
   augment: boolean;
+  /** A weighting strategy of the registry (model/weighting) and its options, as given (validated). */
+  weighting: string;
+  weightingOptions: Record<string, string>;
 }
 
 export const FINETUNE_DEFAULTS: Readonly<HyperParams> = Object.freeze({
@@ -36,12 +41,20 @@ export const FINETUNE_DEFAULTS: Readonly<HyperParams> = Object.freeze({
   valShare: 0.2,
   seed: 0,
   augment: true,
+  weighting: 'static',
+  weightingOptions: {},
 });
 
 const toNumber = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v);
 const toBoolean = (v: unknown) => (v === 'true' || v === '1' || v === 'on' ? true : v === 'false' || v === '0' || v === 'off' || v === '' ? false : v);
 const toList = (v: unknown) => (typeof v === 'string' ? v.split(',').map((p) => toNumber(p.trim())) : v);
 const int = (max: number) => z.preprocess(toNumber, z.number().int().min(0).max(max));
+/** `k=v,k=v` (a form field) or an object; values kept as strings, as the protobuf map carries them. */
+const toOptions = (v: unknown) => {
+  if (typeof v === 'string') return parseOptionPairs(v);
+  if (v && typeof v === 'object' && !Array.isArray(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, typeof x === 'number' ? String(x) : x]));
+  return v;
+};
 
 function schema(config: FinetuneConfig) {
   return z
@@ -56,6 +69,8 @@ function schema(config: FinetuneConfig) {
       valShare: z.preprocess(toNumber, z.number().gt(0).max(0.5)),
       seed: z.preprocess(toNumber, z.number().int().min(0).max(2 ** 31 - 1)),
       augment: z.preprocess(toBoolean, z.boolean()),
+      weighting: z.enum(WEIGHTING_NAMES as [string, ...string[]]),
+      weightingOptions: z.preprocess(toOptions, z.record(z.string(), z.string())),
     })
     .partial()
     .strict();
@@ -83,11 +98,18 @@ export function parseHyperParams(input: unknown, config: FinetuneConfig): HyperP
     throw new TridentError('invalid_argument', `${where}: ${issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.message}`);
   }
   const given = parsed.data;
-  return {
+  const params: HyperParams = {
     ...FINETUNE_DEFAULTS,
     ...given,
     taskWeights: (given.taskWeights as TaskVector | undefined) ?? [...FINETUNE_DEFAULTS.taskWeights],
+    weightingOptions: given.weightingOptions ?? {},
   };
+  try {
+    checkWeighting(chooseWeighting(params.weighting, params.weightingOptions), params.taskWeights, TASKS);
+  } catch (e) {
+    throw new TridentError('invalid_argument', `hyper-parameter "weighting_options": ${(e as Error).message}`);
+  }
+  return params;
 }
 
 /** Samples held out by the trainer's split (src/train/sources.ts splitSamples), for step-count planning. */

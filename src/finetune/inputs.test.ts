@@ -85,9 +85,19 @@ describe('hyper-parameters', () => {
     [{ val_share: 0 }, /"valShare"/],
     [{ task_weights: [1, 2] }, /"taskWeights"/],
     [{ learning_rate: 0.1 }, /unknown key\(s\) learningRate/],
+    [{ weighting: 'ew' }, /"weighting"/],
+    [{ weighting: 'mgda', weighting_options: { normalisation: 'l2' } }, /unknown option normalisation; its options are gradients, normalization/],
+    [{ weighting: 'cagrad', weighting_options: 'c=-1' }, /option c must be at least 0/],
+    [{ weighting: 'pcgrad', task_weights: [1, 0, 1] }, /λ > 0 for every trained task/],
     [[1], /must be an object/],
   ])('refuses %j', (params, why) => {
     expect(() => parseHyperParams(params, config)).toThrow(why);
+  });
+
+  it('takes a weighting strategy with its options as an object (JSON, protobuf map) or k=v pairs (form field)', () => {
+    expect(parseHyperParams({ weighting: 'famo', weighting_options: { lr: 0.01, update: 'next_batch' } }, config)).toMatchObject({ weighting: 'famo', weightingOptions: { lr: '0.01', update: 'next_batch' } });
+    expect(parseHyperParams({ weighting: 'cagrad', weightingOptions: 'c=0.5,rescale=0' }, config)).toMatchObject({ weighting: 'cagrad', weightingOptions: { c: '0.5', rescale: '0' } });
+    expect(parseHyperParams({ weighting: 'static', task_weights: [1, 0, 1] }, config).taskWeights).toEqual([1, 0, 1]);
   });
 
   it('plans steps into epochs of the training share', () => {

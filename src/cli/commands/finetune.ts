@@ -6,11 +6,12 @@ import { existsSync, openAsBlob, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { OPTIMIZERS } from '../../model/optimizers';
+import { chooseWeighting, parseOptionPairs, WEIGHTING_NAMES } from '../../model/weighting/index';
 import { describeChoices } from '../../base/choices';
 import cliProgress from 'cli-progress';
 import type { Decision, EpochReport, Evaluation, JobRecord, MetricsPair, StepProgress, TrainReady } from '../../finetune/record';
 import { readSseEvents } from '../../serve/rest/sse';
-import { formatNumber, parseNumber, parseTaskWeights, table } from '../format';
+import { collect, formatNumber, parseNumber, parseTaskWeights, table } from '../format';
 import { annotationsFileOf } from '../../data/annotations';
 
 export const API_KEY_ENV = 'TRIDENT_API_KEY';
@@ -25,6 +26,8 @@ interface FinetuneFlags {
   lr?: string;
   optimizer?: string;
   taskWeights?: string;
+  weighting?: string;
+  weightingOption: string[];
   freezeTrunk?: boolean;
   valShare?: string;
   seed?: string;
@@ -46,6 +49,8 @@ export function register(program: Command): void {
     .option('--batch <n>', 'batch size')
     .option('--lr <rate>', 'peak learning rate')
     .option('--optimizer <name>', describeChoices(OPTIMIZERS))
+    .option('--weighting <name>', `how the task losses are combined: ${WEIGHTING_NAMES.join(', ')} (see trident train --help)`)
+    .option('--weighting-option <key=value>', 'an option of the weighting strategy (repeatable)', collect, [])
     .option('--task-weights <cls,det,box>', 'loss weights')
     .option('--freeze-trunk', 'train only the heads')
     .option('--val-share <share>', 'share of the samples held out for validation and the promotion gate')
@@ -75,6 +80,11 @@ function params(flags: FinetuneFlags): Record<string, unknown> {
   if (flags.lr) p.lr = parseNumber(flags.lr, '--lr', { min: 0 });
   if (flags.optimizer) p.optimizer = flags.optimizer;
   if (flags.taskWeights) p.task_weights = parseTaskWeights(flags.taskWeights);
+  if (flags.weighting) p.weighting = chooseWeighting(flags.weighting, parseOptionPairs(flags.weightingOption)).name;
+  if (flags.weightingOption.length > 0) {
+    if (!flags.weighting) throw new Error('--weighting-option needs --weighting');
+    p.weighting_options = parseOptionPairs(flags.weightingOption);
+  }
   if (flags.freezeTrunk) p.freeze_trunk = true;
   if (flags.valShare) p.val_share = parseNumber(flags.valShare, '--val-share', { min: 0, max: 0.5 });
   if (flags.seed) p.seed = parseNumber(flags.seed, '--seed', { integer: true, min: 0 });

@@ -14,7 +14,7 @@ import { DEFAULTS, type DataConfig, type TrainConfig } from '../../train/config'
 import { TrainJob } from '../../train/job';
 import { parseTasks, TASKS } from '../../model/tasks';
 import { chooseWeighting, parseOptionPairs, weightingHelp, WEIGHTING_NAMES } from '../../model/weighting/index';
-import { formatNumber, parseNumber, parseTaskWeights, table } from '../format';
+import { collect, formatNumber, parseNumber, parseTaskWeights, table } from '../format';
 import { resolveSpec } from './export';
 import { annotationsFileOf } from '../../data/annotations';
 
@@ -58,11 +58,6 @@ async function chooseSpec(opts: { arch?: string; from?: string; resume?: boolean
     if (diff) throw new Error(`${source} holds another architecture than --arch ${opts.arch}: ${diff}`);
   }
   return spec;
-}
-
-/** Commander's collector for a repeatable option. */
-export function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }
 
 export function register(program: Command): void {

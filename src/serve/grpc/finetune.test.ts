@@ -51,8 +51,9 @@ const files = () => [
 
 describe('gRPC FineTune', () => {
   it('creates a job from file bytes, streams its events to the end, lists it, lists the versions', async () => {
-    const job = await call('CreateJob', { model: 'tiny', files: files(), params: { steps: 20, batch_size: 8, lr: 0.01, val_share: 0.25 } }, keyed());
-    expect(job).toMatchObject({ model: 'tiny', parent_version: 1, params: { steps: 20, batch_size: 8, augment: true }, data: { source: 'upload', samples: 24 } });
+    const params = { steps: 20, batch_size: 8, lr: 0.01, val_share: 0.25, weighting: 'mgda', weighting_options: { normalization: 'l2' } };
+    const job = await call('CreateJob', { model: 'tiny', files: files(), params }, keyed());
+    expect(job).toMatchObject({ model: 'tiny', parent_version: 1, params: { steps: 20, batch_size: 8, augment: true, weighting: 'mgda', weighting_options: { normalization: 'l2' } }, data: { source: 'upload', samples: 24 } });
 
     const events = await watch(job.id);
     expect(events.map((e) => e.sequence)).toEqual(events.map((_, i) => i + 1));
@@ -71,8 +72,13 @@ describe('gRPC FineTune', () => {
     expect((await call('ListJobs', { model: 'tiny', state: 'succeeded' })).jobs.map((j: Message) => j.id)).toEqual([job.id]);
     const versions = await call('ListVersions', { model: 'tiny' });
     expect(versions).toMatchObject({ model: 'tiny', latest: 2, versions: [{ version: 1, latest: false }, { version: 2, latest: true, parent_version: 1, job_id: job.id }] });
-    expect(JSON.parse(versions.versions[1].lineage_json)).toMatchObject({ dataSha256: end.data.sha256 });
+    expect(JSON.parse(versions.versions[1].lineage_json)).toMatchObject({ dataSha256: end.data.sha256, weighting: { name: 'mgda', options: { normalization: 'l2', gradients: 'representation' } } });
     expect(versions.history.map((h: Message) => [h.version, h.reason])).toEqual([[1, 'pinned'], [2, 'promoted']]);
+  });
+
+  it('refuses an unknown weighting strategy or option, naming the valid ones', async () => {
+    await expect(call('CreateJob', { model: 'tiny', files: files(), params: { weighting: 'ew' } }, keyed())).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/weighting.*static.*cagrad/) });
+    await expect(call('CreateJob', { model: 'tiny', files: files(), params: { weighting: 'famo', weighting_options: { rate: '1' } } }, keyed())).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/unknown option rate; its options are lr, gamma, update/) });
   });
 
   it('refuses without a key, with a wrong key, and bad data with the file and line', async () => {

@@ -68,7 +68,7 @@ function mapEvents<T, U>(source: AsyncIterableIterator<T>, f: (item: T) => U): A
   return mapped;
 }
 
-/** A record's camelCase fields as the proto's snake_case ones, deeply; the keys inside `values` (a proto map) are data and stay. */
+/** A record's camelCase fields as the proto's snake_case ones, deeply; the keys inside the proto maps (`values`, `weighting_options`) are data and stay. */
 function protoFields(value: unknown): Message {
   return convert(value) as Message;
 }
@@ -77,7 +77,7 @@ function convert(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(convert);
   if (value === null || typeof value !== 'object' || Buffer.isBuffer(value)) return value;
   return Object.fromEntries(
-    Object.entries(value as Message).map(([key, v]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), key === 'values' ? v : convert(v)]),
+    Object.entries(value as Message).map(([key, v]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), key === 'values' || key === 'weightingOptions' ? v : convert(v)]),
   );
 }
 

@@ -50,11 +50,11 @@ const events = (id: string, until?: (e: ParsedEvent) => boolean | Promise<boolea
 describe('fine-tune REST: a job end to end', () => {
   it('uploads a labelled set, streams progress while serving answers, promotes version 2 and serves it', async () => {
     expect((await predict()).body.model_version).toBe('1');
-    const response = await createJob(form(dataset(), { params: JSON.stringify({ ...QUICK, steps: 40 }) }));
+    const response = await createJob(form(dataset(), { params: JSON.stringify({ ...QUICK, steps: 40, weighting: 'famo', weighting_options: 'update=next_batch' }) }));
     expect(response.status).toBe(201);
     const job = await json(response);
     expect(response.headers.get('location')).toBe(`/v2/finetune/jobs/${job.id}`);
-    expect(job).toMatchObject({ model: 'tiny', parentVersion: 1, params: { steps: 40, batchSize: 8 }, data: { source: 'upload', samples: 24, annotations: 'annotations.jsonl' } });
+    expect(job).toMatchObject({ model: 'tiny', parentVersion: 1, params: { steps: 40, batchSize: 8, weighting: 'famo', weightingOptions: { update: 'next_batch' } }, data: { source: 'upload', samples: 24, annotations: 'annotations.jsonl' } });
     expect(existsSync(path.join(s.root, JOBS_FOLDER, job.id, 'uploads', 'images', '000.png'))).toBe(true);
 
     let duringTraining: Awaited<ReturnType<typeof predict>> | undefined;
@@ -71,6 +71,8 @@ describe('fine-tune REST: a job end to end', () => {
     expect(stream.map((e) => Number(e.id))).toEqual(stream.map((_, i) => i + 1));
     const step = stream.find((e) => e.event === 'step')!.data as Json;
     expect(step).toMatchObject({ step: 1, totalSteps: 40, losses: { classification: expect.any(Number), objectness: expect.any(Number), box: expect.any(Number) }, imagesPerSecond: expect.any(Number) });
+    // FAMO's weights start equal (z = softmax(0)) and are logged every step.
+    expect(step.appliedWeights).toMatchObject({ classification: expect.any(Number), objectness: expect.any(Number), box: expect.any(Number) });
     const epoch = stream.find((e) => e.event === 'epoch')!.data as Json;
     expect(epoch.metrics).toMatchObject({ detectionCorrect: expect.any(Number), boxMeanIoU: expect.any(Number) });
     const end = stream[stream.length - 1].data as Json;
@@ -81,7 +83,7 @@ describe('fine-tune REST: a job end to end', () => {
     expect(await json(await fetch(`${s.url}/v2/finetune/jobs/${job.id}`))).toEqual(end);
     expect(existsSync(path.join(s.root, JOBS_FOLDER, job.id, 'uploads'))).toBe(false);
     const versions = await json(await fetch(`${s.url}/v2/models/tiny/versions`));
-    expect(versions).toMatchObject({ model: 'tiny', latest: 2, versions: [{ version: 1, latest: false }, { version: 2, latest: true, lineage: { jobId: job.id, parentVersion: 1 } }] });
+    expect(versions).toMatchObject({ model: 'tiny', latest: 2, versions: [{ version: 1, latest: false }, { version: 2, latest: true, lineage: { jobId: job.id, parentVersion: 1, weighting: { name: 'famo', options: { update: 'next_batch' } } } }] });
 
     // A stream opened after the end gets the final state at once.
     expect((await events(job.id)).map((e) => e.event)).toEqual(['snapshot', 'end']);
