@@ -4,8 +4,7 @@
  */
 import { TridentError } from '../base/errors';
 import { TASKS, type TaskVector } from '../model/tasks';
-import { chooseWeighting, parseOptionPairs, WEIGHTING_NAMES } from '../model/weighting/index';
-import { checkWeighting } from '../train/weighting';
+import { checkWeighting, chooseWeighting, parseOptionPairs, WEIGHTING_NAMES } from '../model/weighting/index';
 import { z } from 'zod';
 import { OPTIMIZERS, type OptimizerName } from '../model/optimizers';
 import { choiceNames } from '../base/choices';

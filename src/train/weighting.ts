@@ -5,20 +5,14 @@
  */
 import { TASK_COUNT, TASKS, type Task, type TaskVector } from '../model/tasks';
 import { weightingTensorName } from '../model/weighting/graph';
-import { chooseWeighting, weightingStrategy, type WeightingChoice } from '../model/weighting/index';
+import { weightingStrategy, type WeightingChoice } from '../model/weighting/index';
 import type { HostState, WeightingStrategy } from '../model/weighting/types';
 import type { StepHyper, StepResult } from '../runtime/train-step';
 
+export { checkWeighting } from '../model/weighting/index';
+
 /** What progress.weighting holds: the strategy's host state, tagged with the strategy's name. */
 export type WeightingProgress = HostState & { strategy?: string };
-
-/** Checks a run's weighting before it starts: every trained task needs λ_t > 0 when a strategy adapts the weights. */
-export function checkWeighting(choice: WeightingChoice, taskWeights: readonly number[], tasks: readonly Task[]): void {
-  chooseWeighting(choice.name, choice.options);
-  if (choice.name === 'static') return;
-  const idle = tasks.filter((t) => !(taskWeights[TASKS.indexOf(t)] > 0));
-  if (idle.length > 0) throw new RangeError(`weighting ${choice.name} needs λ > 0 for every trained task (${idle.join(', ')} has λ = 0); leave a task out with --tasks instead`);
-}
 
 export class HostWeighting {
   private readonly strategy: WeightingStrategy;

@@ -4,6 +4,7 @@
  * strategy: one file here (its math written against `Scalars`, its entry) plus its test, and one
  * line in this table.
  */
+import { TASKS, type Task } from '../tasks';
 import { cagrad } from './cagrad';
 import { dwa } from './dwa';
 import { famo } from './famo';
@@ -75,6 +76,14 @@ export function weightingHelp(): string {
   return Object.values(WEIGHTINGS)
     .map((w) => [`  ${w.name}: ${w.doc}`, ...describeOptions(w).map((line) => `      ${line}`)].join('\n'))
     .join('\n');
+}
+
+/** Checks a run's weighting before it starts: every trained task needs λ_t > 0 when a strategy adapts the weights. */
+export function checkWeighting(choice: WeightingChoice, taskWeights: readonly number[], tasks: readonly Task[]): void {
+  chooseWeighting(choice.name, choice.options);
+  if (choice.name === 'static') return;
+  const idle = tasks.filter((t) => !(taskWeights[TASKS.indexOf(t)] > 0));
+  if (idle.length > 0) throw new RangeError(`weighting ${choice.name} needs λ > 0 for every trained task (${idle.join(', ')} has λ = 0); leave a task out with --tasks instead`);
 }
 
 export { parseOptionPairs } from './options';
