@@ -111,6 +111,18 @@ describe('trident refuses bad input with a clear message', () => {
     expect(existsSync(path.join(tmp, 'never', 'checkpoint.safetensors'))).toBe(false);
   });
 
+  it('train --weighting / --weighting-option / --tasks: an unknown name lists the valid ones; --help lists every strategy', async () => {
+    const base = ['train', '--arch', 'tiny', '--data', 'fashion-mnist', '--out', path.join(tmp, 'never')];
+    const name = await trident([...base, '--weighting', 'ew']);
+    expect([name.code, name.stderr.trim()]).toEqual([1, 'trident: unknown weighting "ew"; use one of static, uw, dwa, gradnorm, famo, mgda, imtl-g, pcgrad, cagrad']);
+    const option = await trident([...base, '--weighting', 'mgda', '--weighting-option', 'normalisation=l2']);
+    expect(option.stderr).toContain('weighting mgda: unknown option normalisation; its options are gradients, normalization');
+    const tasks = await trident([...base, '--tasks', 'cls,seg']);
+    expect(tasks.stderr).toContain('--tasks must be all or a comma-separated list of cls, det, box; got "cls,seg"');
+    const help = await trident(['train', '--help']);
+    for (const strategy of ['static', 'uw', 'dwa', 'gradnorm', 'famo', 'mgda', 'imtl-g', 'pcgrad', 'cagrad']) expect(help.stdout).toContain(`  ${strategy}: `);
+  });
+
   it('export --arch bad.json names the bad field', async () => {
     const bad = path.join(tmp, 'bad.json');
     const spec = builtinSpec('tiny') as unknown as { trunk: { kernel: number }[] };
