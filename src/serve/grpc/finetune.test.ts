@@ -62,7 +62,7 @@ describe('gRPC FineTune', () => {
     expect(kinds[kinds.length - 1]).toBe('end');
     expect(kinds).toEqual(expect.arrayContaining(['state', 'ready', 'step', 'epoch', 'evaluation', 'decision']));
     const step = events.find((e) => e.event === 'step').step;
-    expect(step).toMatchObject({ step: 1, total_steps: 20, epoch: 1, index: 0, losses: { classification: expect.any(Number) }, grad_norm: expect.any(Number) });
+    expect(step).toMatchObject({ step: 1, total_steps: 20, epoch: 1, index: 0, losses: { classification: expect.any(Number) }, grad_norm: expect.any(Number), applied_weights: { classification: expect.any(Number), objectness: expect.any(Number), box: expect.any(Number) } });
     expect(events.find((e) => e.event === 'epoch').epoch.metrics.values.detectionCorrect).toEqual(expect.any(Number));
     const end = events[events.length - 1].end;
     expect(end).toMatchObject({ id: job.id, state: 'succeeded', version: 2, decision: { promoted: true, version: 2, latest: 2 } });
