@@ -13,7 +13,7 @@ import { GraphBuilder } from '../onnx/builder';
 import { tensor, type TensorValue } from '../onnx/ir';
 import { randomBatch } from '../testing/batches';
 import { finiteDifferencesOf } from '../testing/gradcheck';
-import { openSession, type Feeds } from '../testing/ort';
+import { openSession, type OrtFeeds } from '../testing/ort';
 import { saveCheckpoint } from './checkpoint';
 import { buildEvalGraph, buildTrainStepGraph, IO, next, stateName } from './graphs';
 import { decodeSafetensors, encodeSafetensors, type SafeTensor } from './safetensors';
@@ -27,7 +27,7 @@ const f32 = (t: TensorValue) => Array.from(t.data as Float32Array);
 const shared = layout(spec).params.filter((p) => p.group === 'trunk').map((p) => p.name);
 const headsOf = (task: Task) => layout(spec).params.filter((p) => p.name.startsWith(`heads.${task}.`)).map((p) => p.name);
 
-function batchTensors(): Feeds {
+function batchTensors(): OrtFeeds {
   const { channels, height, width } = spec.input;
   const n = batch.size;
   return {
@@ -39,7 +39,7 @@ function batchTensors(): Feeds {
   };
 }
 
-const paramTensors = (values = params): Feeds =>
+const paramTensors = (values = params): OrtFeeds =>
   Object.fromEntries(layout(spec).params.map((p) => [p.name, tensor('float32', p.shape, Float32Array.from(values.get(p.name)!))]));
 
 /**
@@ -48,7 +48,7 @@ const paramTensors = (values = params): Feeds =>
  */
 async function step(weighting: WeightingChoice, taskWeights: number[], opts: { tasks?: Task[]; inputs?: Record<string, number[]> } = {}) {
   const graph = buildTrainStepGraph(spec, { optimizer: sgd, weighting, tasks: opts.tasks });
-  const feeds: Feeds = { ...batchTensors(), ...paramTensors(), [IO.taskWeights]: tensor('float32', [3], taskWeights) };
+  const feeds: OrtFeeds = { ...batchTensors(), ...paramTensors(), [IO.taskWeights]: tensor('float32', [3], taskWeights) };
   for (const input of graph.inputs) {
     if (feeds[input.name]) continue;
     const shape = input.shape as number[];
@@ -118,10 +118,10 @@ describe('per-task gradients in the train step', () => {
     await trunk.release();
 
     const session = await openSession(b.model());
-    const feeds: Feeds = { ...batchTensors(), ...paramTensors(), features: tensor('float32', zValue.dims, Float32Array.from(zValue.data as Float32Array)) };
+    const feeds: OrtFeeds = { ...batchTensors(), ...paramTensors(), features: tensor('float32', zValue.dims, Float32Array.from(zValue.data as Float32Array)) };
     delete feeds[IO.image];
     for (const n of shared) delete feeds[n];
-    const scaledLosses = async (f: Feeds) => f32((await session.run(f, ['task_losses'])).task_losses).map((l, t) => lambda[t] * l);
+    const scaledLosses = async (f: OrtFeeds) => f32((await session.run(f, ['task_losses'])).task_losses).map((l, t) => lambda[t] * l);
     const perTask = (await finiteDifferencesOf(scaledLosses, feeds, 'features', 1e-2)).map((g) => Array.from(g));
     await session.release();
     const numeric = gramOf(perTask).flat();
@@ -131,9 +131,9 @@ describe('per-task gradients in the train step', () => {
 
   it('the Gram matrix of the shared-parameter gradients matches finite differences of the task losses in the parameters', async () => {
     const session = await openSession(buildEvalGraph(spec).model);
-    const feeds: Feeds = { ...batchTensors(), ...paramTensors(), [IO.taskWeights]: tensor('float32', [3], [1, 1, 1]) };
+    const feeds: OrtFeeds = { ...batchTensors(), ...paramTensors(), [IO.taskWeights]: tensor('float32', [3], [1, 1, 1]) };
     const perTask: number[][] = [[], [], []];
-    const losses = async (f: Feeds) => f32((await session.run(f, [IO.taskLosses]))[IO.taskLosses]).map((l, t) => lambda[t] * l);
+    const losses = async (f: OrtFeeds) => f32((await session.run(f, [IO.taskLosses]))[IO.taskLosses]).map((l, t) => lambda[t] * l);
     for (const name of shared) (await finiteDifferencesOf(losses, feeds, name, 1e-3)).forEach((g, t) => perTask[t].push(...g));
     await session.release();
     const numeric = gramOf(perTask).flat();

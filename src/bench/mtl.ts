@@ -23,7 +23,7 @@ import { STATIC_WEIGHTING, weightingLabel, type WeightingChoice } from '../model
 import type { Metrics } from '../runtime/metrics';
 import { createSession } from '../runtime/session';
 import { STEPS_PER_RUN, TrainStepRunner } from '../runtime/train-step';
-import { formatNumber, table } from '../text/table';
+import { formatNumber, table } from '../base/table';
 import { DEFAULTS, type TrainConfig } from '../train/config';
 import { evaluateModel } from '../train/evaluate';
 import { TrainJob } from '../train/job';

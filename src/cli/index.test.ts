@@ -114,7 +114,7 @@ describe('trident refuses bad input with a clear message', () => {
   it('train --weighting / --weighting-option / --tasks: an unknown name lists the valid ones; --help lists every strategy', async () => {
     const base = ['train', '--arch', 'tiny', '--data', 'fashion-mnist', '--out', path.join(tmp, 'never')];
     const name = await trident([...base, '--weighting', 'ew']);
-    expect([name.code, name.stderr.trim()]).toEqual([1, 'trident: unknown weighting "ew"; use one of static, uw, dwa, gradnorm, famo, mgda, imtl-g, pcgrad, cagrad']);
+    expect([name.code, name.stderr.trim()]).toEqual([1, 'trident: unknown weighting "ew"; valid: static, uw, dwa, gradnorm, famo, mgda, imtl-g, pcgrad, cagrad']);
     const option = await trident([...base, '--weighting', 'mgda', '--weighting-option', 'normalisation=l2']);
     expect(option.stderr).toContain('weighting mgda: unknown option normalisation; its options are gradients, normalization');
     const tasks = await trident([...base, '--tasks', 'cls,seg']);

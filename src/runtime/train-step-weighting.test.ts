@@ -8,6 +8,7 @@ import { builtinSpec } from '../model/spec';
 import { chooseWeighting, type WeightingChoice } from '../model/weighting/index';
 import { encodeModel } from '../onnx/serialize';
 import { randomBatch } from '../testing/batches';
+import { firstBitDifference } from '../testing/compare';
 import { checkpointOfState, initialState, planTrainStep, StepDriver } from './step-driver';
 import { TrainStepRunner, type StepHyper } from './train-step';
 
@@ -17,10 +18,9 @@ const start = (): Checkpoint => ({ spec, params: initParams(spec, 4) });
 const batches = [1, 2, 3, 4, 5].map((seed) => randomBatch(spec, 8, 30 + seed));
 const hypers: StepHyper[] = batches.map((_, i) => ({ lr: 3e-3 / (i + 1), weightDecay: 0, clipNorm: 0, taskWeights: [1, 0.5, 2] }));
 const runner = (weighting: WeightingChoice, from = start()) => TrainStepRunner.create(from, { optimizer, weighting, threads: 1 });
-const bytesOf = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 function expectBitwiseEqual(a: Map<string, Float32Array>, b: Map<string, Float32Array>): void {
   expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
-  for (const [k, v] of a) expect([k, bytesOf(v).equals(bytesOf(b.get(k)!))]).toEqual([k, true]);
+  expect(firstBitDifference(a, b)).toBeUndefined();
 }
 
 const STRATEGIES = [

@@ -137,12 +137,12 @@ function checkedIndices(count: number, maxChecks: number): number[] {
  * Central differences of `loss` with respect to the elements of `feeds[name]` (at most `maxChecks`
  * of them, spread evenly; the others are NaN), perturbing the fed values in place and restoring them.
  */
-export async function finiteDifferences(loss: (feeds: Feeds) => Promise<number>, feeds: Feeds, name: string, eps: number, maxChecks = Infinity): Promise<Float64Array> {
+export async function finiteDifferences(loss: (feeds: OrtFeeds) => Promise<number>, feeds: OrtFeeds, name: string, eps: number, maxChecks = Infinity): Promise<Float64Array> {
   return (await finiteDifferencesOf(async (f) => [await loss(f)], feeds, name, eps, maxChecks))[0];
 }
 
 /** The same for several losses at once (one run per perturbation for all of them). */
-export async function finiteDifferencesOf(losses: (feeds: Feeds) => Promise<number[]>, feeds: Feeds, name: string, eps: number, maxChecks = Infinity): Promise<Float64Array[]> {
+export async function finiteDifferencesOf(losses: (feeds: OrtFeeds) => Promise<number[]>, feeds: OrtFeeds, name: string, eps: number, maxChecks = Infinity): Promise<Float64Array[]> {
   const values = feeds[name].data as Float32Array | Float64Array;
   const approx: Float64Array[] = [];
   for (const i of checkedIndices(values.length, maxChecks)) {

@@ -10,7 +10,7 @@ import { emitWeighting, TASK_COUNT, weightingTensorName } from '../model/weighti
 import { weightingStrategy, type WeightingChoice } from '../model/weighting/index';
 import { numbers, unstack } from '../model/weighting/scalars';
 import type { WeightingContext } from '../model/weighting/types';
-import { runModel, type Feeds } from './ort';
+import { runModel, type OrtFeeds } from './ort';
 
 export interface WeightingCase {
   losses: number[];
@@ -88,7 +88,7 @@ export async function runInGraph(
   for (const [name, value] of emitted.nexts) out(value, `next:${name}`);
 
   const vector = (values: number[] | undefined, fill = 0) => tensor('float32', [TASK_COUNT], pad(values, active, fill));
-  const feeds: Feeds = {
+  const feeds: OrtFeeds = {
     losses: vector(c.losses),
     lambda: vector(c.lambda, 1),
     step: tensor('float32', [], [c.step ?? 0]),

@@ -1,7 +1,7 @@
 import { cagrad, cagradWeights, projectOntoSimplex } from './cagrad';
 import { chooseWeighting } from './index';
 import { combine, gramOf } from '../../testing/weighting';
-import { mulberry32 } from '../../data/random';
+import { mulberry32 } from '../../base/random';
 
 const dot = (a: number[], b: number[]) => a.reduce((s, v, k) => s + v * b[k], 0);
 const norm = (v: number[]) => Math.sqrt(dot(v, v));

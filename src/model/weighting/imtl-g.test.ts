@@ -2,7 +2,7 @@ import { chooseWeighting } from './index';
 import { imtlgWeights } from './imtl-g';
 import { numbers } from './scalars';
 import { combine, gramOf, runInGraph, runOnNumbers } from '../../testing/weighting';
-import { mulberry32 } from '../../data/random';
+import { mulberry32 } from '../../base/random';
 
 const dot = (a: number[], b: number[]) => a.reduce((s, v, k) => s + v * b[k], 0);
 const unit = (v: number[]) => v.map((x) => x / Math.hypot(...v));

@@ -17,7 +17,7 @@ describe('the weighting registry', () => {
   });
 
   it('refuses an unknown name or option, listing the valid ones', () => {
-    expect(() => chooseWeighting('ew')).toThrow(/unknown weighting "ew"; use one of static, uw, dwa, gradnorm, famo, mgda, imtl-g, pcgrad, cagrad/);
+    expect(() => chooseWeighting('ew')).toThrow(/unknown weighting "ew"; valid: static, uw, dwa, gradnorm, famo, mgda, imtl-g, pcgrad, cagrad/);
     expect(() => chooseWeighting('mgda', { normalisation: 'l2' })).toThrow(/mgda: unknown option normalisation; its options are gradients, normalization/);
     expect(() => chooseWeighting('uw', { lr: 1 })).toThrow(/uw takes no options/);
     expect(() => chooseWeighting('mgda', { gradients: 'trunk' })).toThrow(/gradients must be one of representation, parameters; got "trunk"/);

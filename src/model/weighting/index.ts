@@ -4,6 +4,7 @@
  * strategy: one file here (its math written against `Scalars`, its entry) plus its test, and one
  * line in this table.
  */
+import { choose } from '../../base/choices';
 import { TASKS, type Task } from '../tasks';
 import { cagrad } from './cagrad';
 import { dwa } from './dwa';
@@ -40,9 +41,7 @@ export interface WeightingChoice {
 export const STATIC_WEIGHTING: WeightingChoice = Object.freeze({ name: 'static', options: Object.freeze({}) });
 
 export function weightingStrategy(name: string): WeightingStrategy {
-  const strategy = Object.hasOwn(WEIGHTINGS, name) ? WEIGHTINGS[name] : undefined;
-  if (!strategy) throw new RangeError(`unknown weighting "${name}"; use one of ${WEIGHTING_NAMES.join(', ')}`);
-  return strategy;
+  return choose(WEIGHTINGS, name, 'weighting');
 }
 
 /** Validates a name and its options (strings or numbers); unknown ones are errors that list the valid ones. */

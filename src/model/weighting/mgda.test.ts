@@ -2,7 +2,7 @@ import { chooseWeighting } from './index';
 import { minNormWeights } from './mgda';
 import { numbers, quadratic } from './scalars';
 import { combine, gramOf, runInGraph, runOnNumbers } from '../../testing/weighting';
-import { mulberry32 } from '../../data/random';
+import { mulberry32 } from '../../base/random';
 
 const norm = (v: number[]) => Math.hypot(...v);
 

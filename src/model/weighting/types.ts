@@ -101,7 +101,7 @@ export interface WeightingOutput<S> {
 export type HostState = Record<string, unknown>;
 
 /** What the host feeds the next run. Vectors hold the trained tasks only. */
-export interface HostFeeds {
+export interface WeightingFeeds {
   /** Multiplies λ (e.g. DWA's per-epoch weights); all ones when absent. */
   lossScale?: number[];
   /** Values of the graph's host inputs, by the names given to `hostInput`. */
@@ -111,7 +111,7 @@ export interface HostFeeds {
 /** LibMTL-style hooks, on the host, between runs of the train step. */
 export interface HostHooks {
   init(T: number, options: OptionValues): HostState;
-  feeds(state: HostState, options: OptionValues): HostFeeds;
+  feeds(state: HostState, options: OptionValues): WeightingFeeds;
   /** After each step, with its task losses and (when the graph has one) its Gram matrix. */
   afterStep?(state: HostState, step: { losses: number[]; gram?: number[][] }, options: OptionValues): HostState;
   /** After each epoch, with the epoch's mean task losses. */
