@@ -20,10 +20,10 @@ function parseValue(strategy: string, key: string, spec: OptionSpec, raw: unknow
   return value;
 }
 
-/** The strategy's options with the given ones validated and the rest at their defaults. */
+/** The strategy's options, in its declared order, with the given ones validated and the rest at their defaults. */
 export function resolveOptions(strategy: WeightingStrategy, given: GivenOptions = {}): OptionValues {
   const keys = Object.keys(strategy.options);
-  const out: Record<string, number | string> = {};
+  const parsed: Record<string, number | string> = {};
   for (const [key, value] of Object.entries(given)) {
     const spec = strategy.options[key];
     if (!spec) {
@@ -33,10 +33,9 @@ export function resolveOptions(strategy: WeightingStrategy, given: GivenOptions 
           : `weighting ${strategy.name}: unknown option ${key}; its options are ${list(keys)}`,
       );
     }
-    out[key] = parseValue(strategy.name, key, spec, value);
+    parsed[key] = parseValue(strategy.name, key, spec, value);
   }
-  for (const key of keys) if (!(key in out)) out[key] = strategy.options[key].default;
-  return Object.freeze(out);
+  return Object.freeze(Object.fromEntries(keys.map((key) => [key, key in parsed ? parsed[key] : strategy.options[key].default])));
 }
 
 /** `k=v` strings (from repeated `--weighting-option k=v`, or one comma-separated string) → an object of strings. */
