@@ -1,5 +1,4 @@
 /** Builds the three graphs of a model: infer, train_step and eval. */
-import { gradients } from '../autodiff/grad';
 import { GraphBuilder } from '../onnx/builder';
 import type { Model, Shape } from '../onnx/ir';
 import { tensor } from '../onnx/ir';
@@ -9,11 +8,11 @@ import { TASKS, type Task } from '../model/tasks';
 import { buildOptimizer, stateSuffixes, type OptimizerConfig } from '../model/optimizers';
 import { layout, type ParamDef } from '../model/params';
 import type { ModelSpec } from '../model/spec';
-import { emitWeighting, WEIGHTING_ROLES, type EmittedWeighting } from '../model/weighting/graph';
+import { WEIGHTING_ROLES } from '../model/weighting/graph';
 import { STATIC_WEIGHTING, weightingStrategy, type WeightingChoice } from '../model/weighting/index';
-import { stack, unstack } from '../model/weighting/scalars';
+import { stack } from '../model/weighting/scalars';
 import type { TensorInfo } from './manifest';
-import { combineTaskGradients, scaledGram, taskGradients } from './task-gradients';
+import { strategyGradients } from './task-gradients';
 
 export const IO = {
   image: 'image',
@@ -117,9 +116,6 @@ export function activeTasks(tasks: readonly Task[] = TASKS): number[] {
   return active;
 }
 
-/** Input roles beyond the model's own, for the manifest. */
-const WEIGHTING_INPUT_ROLES: Readonly<Record<string, string>> = WEIGHTING_ROLES;
-
 /**
  * params + optimizer state + step + lr + weight decay + clip norm + task weights + batch
  * → loss, task_losses, grad_norm, <param>.next, <state>.next, step.next; a weighting strategy with
@@ -130,12 +126,10 @@ const WEIGHTING_INPUT_ROLES: Readonly<Record<string, string>> = WEIGHTING_ROLES;
 export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepGraphOptions): BuiltGraph {
   const b = new GraphBuilder(`${spec.name}_train_step`);
   const weighting = opts.weighting ?? STATIC_WEIGHTING;
-  const strategy = weightingStrategy(weighting.name);
-  const needs = strategy.needs(weighting.options);
+  const needs = weightingStrategy(weighting.name).needs(weighting.options);
   const active = activeTasks(opts.tasks);
   const all = layout(spec).params;
   const trainable = trainableParams(spec, opts.frozen, opts.tasks);
-  const trainableNames = trainable.map((p) => p.name);
   const suffixes = stateSuffixes(opts.optimizer.name);
   const inputs: TensorInfo[] = [];
   const image = b.input(IO.image, 'float32', imageShape(spec));
@@ -153,43 +147,20 @@ export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepGraphOptions
   const heads = buildForward(b, spec, image, (n) => n);
   const numClasses = spec.heads.classification.labels.length;
   const losses = buildLosses(b, heads, batch, numClasses);
-  const taskLoss = [losses.cls, losses.det, losses.box];
   const total = active.length === TASKS.length
     ? buildTotalLoss(b, losses.taskLosses, taskWeights)
-    : buildTotalLoss(b, stack(b, active.map((t) => taskLoss[t])), b.op('Gather', [taskWeights, b.ints(active, 'trained_tasks')], { axis: 0 }));
+    : buildTotalLoss(b, stack(b, active.map((t) => [losses.cls, losses.det, losses.box][t])), b.op('Gather', [taskWeights, b.ints(active, 'trained_tasks')], { axis: 0 }));
 
-  let grads: Map<string, string>;
-  let emitted: EmittedWeighting | undefined;
-  let gram: string | undefined;
-  const weightingParams: string[] = [];
-  if (!strategy.graph) {
-    grads = gradients(b, total, trainableNames);
-  } else if (needs.gradients === 'losses') {
-    emitted = emitWeighting(b, weighting, { active, losses: taskLoss, lambda: taskWeights, step: hyper.step });
-    weightingParams.push(...emitted.tensors.filter((t) => t.kind === 'parameter').map((t) => t.name));
-    if (emitted.objective) grads = gradients(b, emitted.objective, [...trainableNames, ...weightingParams]);
-    else {
-      const c = unstack(b, b.op('Mul', [emitted.weights!, taskWeights]), active);
-      grads = gradients(b, active.map((t, k) => ({ value: taskLoss[t], grad: c[k] })), trainableNames);
-    }
-  } else {
-    const heldShared = trainable.filter((p) => p.group === 'trunk').map((p) => p.name);
-    const tgInput = {
-      heads,
-      losses: taskLoss,
-      active,
-      source: needs.gradients,
-      shared: heldShared,
-      headParams: (t: number) => trainableNames.filter((n) => n.startsWith(`heads.${TASKS[t]}.`)),
-    };
-    const tg = taskGradients(b, tgInput);
-    gram = scaledGram(b, tg.gram, active, taskWeights, TASKS.length);
-    emitted = emitWeighting(b, weighting, { active, losses: taskLoss, lambda: taskWeights, step: hyper.step, gram });
-    if (emitted.tensors.some((t) => t.kind === 'parameter')) throw new Error(`weighting ${weighting.name}: parameters with per-task gradients are not supported`);
-    const lambda = unstack(b, taskWeights, active);
-    const shared = unstack(b, b.op('Mul', [emitted.weights!, taskWeights]), active);
-    grads = combineTaskGradients(b, tgInput, tg, { shared, head: strategy.kind === 'loss' ? shared : lambda });
-  }
+  const { grads, emitted, gram, weightingParams } = strategyGradients(b, {
+    weighting,
+    active,
+    heads,
+    losses,
+    taskWeights,
+    step: hyper.step,
+    trainable,
+    total,
+  });
   const update = buildOptimizer(b, opts.optimizer, trainable.map((p) => ({
     param: p.name,
     grad: grads.get(p.name)!,
@@ -232,7 +203,7 @@ export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepGraphOptions
   if (gram) out(gram, IO.taskGramian, 'task_gramian');
   if (lossesAfter) out(lossesAfter, IO.taskLossesAfter, 'task_losses_after');
 
-  const weightingRole = new Map(emitted?.tensors.map((t) => [t.name, WEIGHTING_INPUT_ROLES[t.kind]]) ?? []);
+  const weightingRole = new Map<string, string>(emitted?.tensors.map((t) => [t.name, WEIGHTING_ROLES[t.kind]]) ?? []);
   for (const v of b.inputs) {
     const role = v.name === IO.image ? 'image'
       : Object.values(batch).includes(v.name) ? 'target'

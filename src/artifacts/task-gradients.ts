@@ -11,6 +11,76 @@ import { gramian } from '../autodiff/gramian';
 import type { GraphBuilder } from '../onnx/builder';
 import { tensor } from '../onnx/ir';
 import type { HeadOutputs } from '../model/forward';
+import type { LossOutputs } from '../model/losses';
+import type { ParamDef } from '../model/params';
+import { TASKS } from '../model/tasks';
+import { emitWeighting, type EmittedWeighting } from '../model/weighting/graph';
+import { weightingStrategy, type WeightingChoice } from '../model/weighting/index';
+import { unstack } from '../model/weighting/scalars';
+
+export interface StrategyGradientsInput {
+  weighting: WeightingChoice;
+  /** Indices of the trained tasks. */
+  active: readonly number[];
+  heads: HeadOutputs;
+  losses: LossOutputs;
+  /** The `task_weights` input λ, [3]. */
+  taskWeights: string;
+  /** Steps taken before this one. */
+  step: string;
+  trainable: readonly ParamDef[];
+  /** Σ λ_t·L_t over the trained tasks (what a strategy without a graph part differentiates). */
+  total: string;
+}
+
+export interface StrategyGradients {
+  /** The update's gradient for every trainable parameter, and for the strategy's own parameters. */
+  grads: Map<string, string>;
+  emitted?: EmittedWeighting;
+  /** [3, 3] Gram matrix of the λ-scaled task gradients, when the strategy needs it. */
+  gram?: string;
+  /** The strategy's parameters (trained by the model's optimizer). */
+  weightingParams: string[];
+}
+
+/**
+ * The gradients a train step applies under a weighting strategy: of Σ λ_t·L_t for a strategy
+ * without a graph part (static λ, DWA); of the strategy's objective (UW) or of Σ w_t·λ_t·L_t with
+ * its weights (FAMO) when it needs the losses only; else combined from per-task gradients.
+ */
+export function strategyGradients(b: GraphBuilder, input: StrategyGradientsInput): StrategyGradients {
+  const { weighting, active, heads, taskWeights, step } = input;
+  const strategy = weightingStrategy(weighting.name);
+  const needs = strategy.needs(weighting.options);
+  const trainable = input.trainable.map((p) => p.name);
+  const losses = [input.losses.cls, input.losses.det, input.losses.box];
+  if (!strategy.graph) return { grads: gradients(b, input.total, trainable), weightingParams: [] };
+
+  if (needs.gradients === 'losses') {
+    const emitted = emitWeighting(b, weighting, { active, losses, lambda: taskWeights, step });
+    const weightingParams = emitted.tensors.filter((t) => t.kind === 'parameter').map((t) => t.name);
+    if (emitted.objective) return { grads: gradients(b, emitted.objective, [...trainable, ...weightingParams]), emitted, weightingParams };
+    const c = unstack(b, b.op('Mul', [emitted.weights!, taskWeights]), active);
+    return { grads: gradients(b, active.map((t, k) => ({ value: losses[t], grad: c[k] })), trainable), emitted, weightingParams };
+  }
+
+  const tgInput: TaskGradientsInput = {
+    heads,
+    losses,
+    active,
+    source: needs.gradients,
+    shared: input.trainable.filter((p) => p.group === 'trunk').map((p) => p.name),
+    headParams: (t) => trainable.filter((n) => n.startsWith(`heads.${TASKS[t]}.`)),
+  };
+  const tg = taskGradients(b, tgInput);
+  const gram = scaledGram(b, tg.gram, active, taskWeights, TASKS.length);
+  const emitted = emitWeighting(b, weighting, { active, losses, lambda: taskWeights, step, gram });
+  if (emitted.tensors.some((t) => t.kind === 'parameter')) throw new Error(`weighting ${weighting.name}: parameters with per-task gradients are not supported`);
+  const lambda = unstack(b, taskWeights, active);
+  const shared = unstack(b, b.op('Mul', [emitted.weights!, taskWeights]), active);
+  const grads = combineTaskGradients(b, tgInput, tg, { shared, head: strategy.kind === 'loss' ? shared : lambda });
+  return { grads, emitted, gram, weightingParams: [] };
+}
 
 export interface TaskGradientsInput {
   heads: HeadOutputs;
