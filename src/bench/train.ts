@@ -15,7 +15,7 @@ import { initParams, seededRandom } from '../model/params';
 import type { ModelSpec } from '../model/spec';
 import { encodeModel } from '../onnx/serialize';
 import { createSession } from '../runtime/session';
-import { STEPS_PER_RUN, TrainStepRunner, type TrainBatch } from '../runtime/train-step';
+import { TrainStepRunner, type TrainBatch } from '../runtime/train-step';
 import { DEFAULTS } from '../train/config';
 import { TrainJob } from '../train/job';
 
@@ -62,10 +62,10 @@ async function timeIt(runs: number, fn: () => Promise<unknown>, per = 1): Promis
   return times;
 }
 
-/** Train steps as training runs them: STEPS_PER_RUN to an ONNX Runtime run. */
+/** Train steps as training runs them: the provider's steps per run to an ONNX Runtime run. */
 function stepsAsTrainingRunsThem(runner: TrainStepRunner, batch: TrainBatch) {
   const hyper = { lr: 1e-4, weightDecay: 0, clipNorm: 0, taskWeights: [1, 1, 1] as [number, number, number] };
-  const batches = Array.from({ length: STEPS_PER_RUN }, () => batch);
+  const batches = Array.from({ length: runner.stepsPerRun }, () => batch);
   const hypers = batches.map(() => hyper);
   return {
     run: () => runner.runSteps(batches, hypers),
@@ -148,8 +148,9 @@ export interface TorchFigures {
 }
 
 export interface StepBenchResult {
-  /** Per step, STEPS_PER_RUN steps to a run as training takes them. */
+  /** Per step, `stepsPerRun` steps to a run as training takes them. */
   stepMs: number;
+  stepsPerRun: number;
   /** Per step, one step to a run. */
   singleStepMs: number;
   forwardMs: number;
@@ -177,7 +178,7 @@ export async function benchTrainStep(opts: StepBenchOptions): Promise<StepBenchR
     const image = new ort.Tensor('float32', batch.images, [opts.batch, channels, height, width]);
     const steps = stepsAsTrainingRunsThem(runner, batch);
     const ours = {
-      step: (runs: number) => timeIt(runs, steps.run, STEPS_PER_RUN),
+      step: (runs: number) => timeIt(runs, steps.run, runner.stepsPerRun),
       single: (runs: number) => timeIt(runs, steps.single),
       forward: (runs: number) => timeIt(runs, () => session.run({ image })),
     };
@@ -195,7 +196,7 @@ export async function benchTrainStep(opts: StepBenchOptions): Promise<StepBenchR
     const forward: number[] = [];
     const theirs = new Map(setups.map((s) => [s, { step: [] as number[], forward: [] as number[], ratios: [] as number[] }]));
     for (let r = 0; r < opts.rounds; r++) {
-      const ourRound = await ours.step(Math.ceil(perRound / STEPS_PER_RUN));
+      const ourRound = await ours.step(Math.ceil(perRound / runner.stepsPerRun));
       step.push(...ourRound);
       single.push(...(await ours.single(perRound)));
       forward.push(...(await ours.forward(perRound)));
@@ -213,6 +214,7 @@ export async function benchTrainStep(opts: StepBenchOptions): Promise<StepBenchR
     };
     return {
       stepMs: median(step),
+      stepsPerRun: runner.stepsPerRun,
       singleStepMs: median(single),
       forwardMs: median(forward),
       rounds: opts.rounds,
@@ -236,8 +238,8 @@ export interface PipelineBenchResult {
  */
 export async function benchPipeline(spec: ModelSpec, batch: number, threads: number, steps: number, rounds = 2): Promise<PipelineBenchResult> {
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'trident-pipeline-'));
-  const skip = 2 * STEPS_PER_RUN;
   const runner = await TrainStepRunner.create({ spec, params: initParams(spec, 0) }, { optimizer: DEFAULT_OPTIMIZER.adam, threads });
+  const skip = 2 * runner.stepsPerRun;
   try {
     const run = stepsAsTrainingRunsThem(runner, randomBatch(spec, batch)).run;
     await timeIt(1, run);
@@ -258,7 +260,7 @@ export async function benchPipeline(spec: ModelSpec, batch: number, threads: num
         if (m.index >= skip) endToEnd.push(m.imagesPerSecond);
       });
       await job.done;
-      for (const ms of await timeIt(Math.ceil(steps / STEPS_PER_RUN), run, STEPS_PER_RUN)) bare.push((batch * 1000) / ms);
+      for (const ms of await timeIt(Math.ceil(steps / runner.stepsPerRun), run, runner.stepsPerRun)) bare.push((batch * 1000) / ms);
     }
     return { endToEndImagesPerSecond: median(endToEnd), bareImagesPerSecond: median(bare) };
   } finally {

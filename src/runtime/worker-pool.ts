@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { RuntimeError } from './errors';
-import type { Device } from './session';
+import type { Device, ProviderName } from './session';
 import { transferList, type Feeds, type FromWorker, type WorkerInit } from './worker-protocol';
 import { stopWorker } from './worker-exit';
 
@@ -35,7 +35,7 @@ const WORKER_SCRIPT = path.join(__dirname, 'infer-worker.js');
 
 /** One worker thread and the runs handed to it. */
 class SessionWorker {
-  provider: 'cpu' | 'cuda' = 'cpu';
+  provider: ProviderName = 'cpu';
   private readonly worker: Worker;
   private readonly jobs = new Map<number, Job>();
   private nextId = 0;
@@ -148,7 +148,7 @@ export class WorkerPool {
     return this.opts.size * this.depth;
   }
 
-  get provider(): 'cpu' | 'cuda' {
+  get provider(): ProviderName {
     return this.workers[0]?.provider ?? 'cpu';
   }
 

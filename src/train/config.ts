@@ -44,6 +44,8 @@ export interface TrainConfig {
   seed: number;
   device: Device;
   threads: number;
+  /** Train steps per ONNX Runtime run; default: the execution provider's (runtime/execution-providers.ts). */
+  stepsPerRun?: number;
   augment: boolean;
   /** Continue from outDir/checkpoint.safetensors. */
   resume: boolean;

@@ -14,15 +14,12 @@ import { DEFAULT_OPTIMIZER } from '../model/optimizers';
 import { initParams } from '../model/params';
 import { computeMetrics } from '../runtime/metrics';
 import { createSession } from '../runtime/session';
-import { STEPS_PER_RUN, TrainStepRunner, batchFeeds, type StepHyper } from '../runtime/train-step';
+import { TrainStepRunner, batchFeeds, type StepHyper } from '../runtime/train-step';
 import { exitWhenAsked } from '../runtime/worker-exit';
 import { encodeModel } from '../onnx/serialize';
 import type { TrainConfig } from './config';
 import type { EpochSummary, FromWorker, ToWorker } from './protocol';
 import { recordEpoch, taskWeightsFor, type WeightingState } from './weighting';
-
-/** Batches requested ahead: two runs' worth, so the next run's batches are ready when one ends. */
-const PREFETCH = 2 * STEPS_PER_RUN;
 
 interface Progress {
   epoch: number;
@@ -159,8 +156,11 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
     frozen: config.freezeTrunk ? ['trunk'] : [],
     device: config.device,
     threads: config.threads,
+    stepsPerRun: config.stepsPerRun,
     log,
   });
+  /** Batches requested ahead: two runs' worth, so the next run's batches are ready when one ends. */
+  const PREFETCH = 2 * runner.stepsPerRun;
   const evalSession = (await createSession(encodeModel(buildEvalGraph(config.spec).model), { device: runner.provider, threads: config.threads })).session;
   const progress: Progress = start.progress ?? {
     epoch: 0,
@@ -207,7 +207,7 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
     while (progress.index < stepsPerEpoch) {
       const { epoch } = progress;
       const stepsLeft = config.maxSteps > 0 ? config.maxSteps - runner.stepsTaken : Infinity;
-      const count = Math.min(STEPS_PER_RUN, stepsPerEpoch - progress.index, stepsLeft);
+      const count = Math.min(runner.stepsPerRun, stepsPerEpoch - progress.index, stepsLeft);
       if (count <= 0) {
         reason = 'max_steps';
         break;

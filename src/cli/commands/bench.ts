@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { benchPipeline, benchTrainStep } from '../../bench/train';
-import { STEPS_PER_RUN } from '../../runtime/train-step';
 import { formatNumber, parseNumber, table } from '../format';
 import { resolveSpec } from './export';
 
@@ -30,7 +29,7 @@ export function register(program: Command): void {
         return;
       }
       const rows: (string | number)[][] = [
-        [`trident train step (ms, median; ${STEPS_PER_RUN} steps per run)`, step.stepMs],
+        [`trident train step (ms, median; ${step.stepsPerRun} steps per run)`, step.stepMs],
         ['trident train step (ms, median; 1 step per run)', step.singleStepMs],
         ['trident forward only (ms, median)', step.forwardMs],
         ['step / forward', step.stepMs / step.forwardMs],

@@ -6,7 +6,7 @@ import { checkpointFileOf, FILES } from '../../artifacts/export';
 import { parseOptimizer } from '../../model/optimizers';
 import type { ModelSpec } from '../../model/spec';
 import type { Metrics } from '../../runtime/metrics';
-import { parseDevice } from '../../runtime/session';
+import { deviceHelp, parseDevice } from '../../runtime/execution-providers';
 import { DEFAULTS, type DataConfig, type TrainConfig } from '../../train/config';
 import { TrainJob } from '../../train/job';
 import { formatNumber, parseNumber, parseTaskWeights, table } from '../format';
@@ -71,7 +71,7 @@ export function register(program: Command): void {
     .option('--clip-norm <n>', 'clip gradients by global norm (0: off)', String(DEFAULTS.clipNorm))
     .option('--task-weights <cls,det,box>', 'loss weights λ', DEFAULTS.taskWeights.join(','))
     .option('--weighting <kind>', 'static or dwa (dynamic weight average)', DEFAULTS.weighting)
-    .option('--device <device>', 'cpu, cuda or auto', DEFAULTS.device)
+    .option('--device <name>', deviceHelp(), DEFAULTS.device)
     .option('--threads <n>', 'ONNX Runtime threads (0: all cores)', String(DEFAULTS.threads))
     .option('--seed <n>', 'seed for initialisation, data order and augmentation', String(DEFAULTS.seed))
     .option('--resume', 'continue from the checkpoint in --out')
