@@ -78,7 +78,7 @@ function mismatch(core: string, packages: readonly CudaProviderPackage[]): Setup
     `onnxruntime-node ${core} is installed, and the npm registry has no CUDA provider built for it (it has ${offered || 'none'}). ` +
       'A provider built for another version is refused: ONNX Runtime does not check the pairing, and a mismatched pair can load and then misbehave. ' +
       `Install a matching onnxruntime-node (${packages.map((p) => p.ort).join(' or ') || 'none on offer'}), or, on a machine that reaches api.nuget.org, ` +
-      'fetch the provider for this version with: npm rebuild onnxruntime-node --ignore-scripts=false --allow-scripts=onnxruntime-node',
+      'fetch the provider for this version with: npm rebuild onnxruntime-node --ignore-scripts=false',
   );
 }
 
