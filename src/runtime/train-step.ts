@@ -142,6 +142,22 @@ export class TrainStepRunner {
    */
   async runSteps(batches: TrainBatch[], hypers: StepHyper[]): Promise<StepResult[]> {
     const k = batches.length;
+    const out = await this.session.run(this.feedsFor(batches, hypers));
+    for (const key of this.state.keys()) this.state.set(key, out[next(key)]);
+    this.step += k;
+    const loss = out[IO.loss].data as Float32Array;
+    const taskLosses = out[IO.taskLosses].data as Float32Array;
+    const gradNorm = out[IO.gradNorm].data as Float32Array;
+    return Array.from({ length: k }, (_, i) => ({
+      loss: loss[i],
+      taskLosses: [taskLosses[3 * i], taskLosses[3 * i + 1], taskLosses[3 * i + 2]],
+      gradNorm: gradNorm[i],
+    }));
+  }
+
+  /** The feeds of the run that would take these steps next (the GPU benchmark runs them in other sessions). */
+  feedsFor(batches: TrainBatch[], hypers: StepHyper[]): Record<string, ort.Tensor> {
+    const k = batches.length;
     if (k === 0 || hypers.length !== k) throw new Error(`runSteps: ${k} batches and ${hypers.length} hyperparameter sets; give one of each per step`);
     const n = batches[0].size;
     if (batches.some((b) => b.size !== n)) throw new Error(`runSteps: batches of sizes ${batches.map((b) => b.size).join(', ')}; one run takes batches of one size`);
@@ -163,17 +179,7 @@ export class TrainStepRunner {
     };
     for (const [name, t] of this.fixed) feeds[name] = t;
     for (const [name, t] of this.state) feeds[name] = t;
-    const out = await this.session.run(feeds);
-    for (const key of this.state.keys()) this.state.set(key, out[next(key)]);
-    this.step += k;
-    const loss = out[IO.loss].data as Float32Array;
-    const taskLosses = out[IO.taskLosses].data as Float32Array;
-    const gradNorm = out[IO.gradNorm].data as Float32Array;
-    return Array.from({ length: k }, (_, i) => ({
-      loss: loss[i],
-      taskLosses: [taskLosses[3 * i], taskLosses[3 * i + 1], taskLosses[3 * i + 2]],
-      gradNorm: gradNorm[i],
-    }));
+    return feeds;
   }
 
   /** Current parameter tensors by name, for feeding another session without copies. */
