@@ -171,21 +171,23 @@ async function placement(args: Args): Promise<void> {
   await verbose.session.release();
   const feeds = runner.feedsFor([batch], [HYPER]);
   const probes: Record<string, unknown> = {};
-  for (const location of ['gpu-buffer', 'cpu'] as const) {
+  const seconds = args.quick ? 0.5 : 2;
+  const { session } = await createSession(bytes, { device: args.device });
+  probes.plain = { ok: true, msPerRun: await timeRuns(() => session.run(feeds), seconds) };
+  await session.release();
+  // The riskiest probe last, and the result saved after each, in case one takes the process down.
+  for (const location of ['cpu', 'gpu-buffer'] as const) {
+    save(args, 'placement', { spec: spec.name, batch: 64, stepsPerRun: 1, probes: { ...probes, [location]: { ok: false, error: 'did not finish' } } });
     try {
-      const { session } = await createSession(bytes, { device: args.device, ortOptions: { preferredOutputLocation: location } });
-      const out = await session.run(feeds);
+      const { session: s } = await createSession(bytes, { device: args.device, ortOptions: { preferredOutputLocation: location } });
+      const out = await s.run(feeds);
       const locations = [...new Set(Object.values(out).map((t) => t.location))];
-      const ms = await timeRuns(() => session.run(feeds), args.quick ? 0.5 : 2);
-      probes[location] = { ok: true, outputLocations: locations, msPerRun: ms };
-      await session.release();
+      probes[location] = { ok: true, outputLocations: locations, msPerRun: await timeRuns(() => s.run(feeds), seconds) };
+      await s.release();
     } catch (e) {
       probes[location] = { ok: false, error: (e as Error).message.split('\n')[0] };
     }
   }
-  const { session } = await createSession(bytes, { device: args.device });
-  probes.plain = { ok: true, msPerRun: await timeRuns(() => session.run(feeds), args.quick ? 0.5 : 2) };
-  await session.release();
   await runner.release();
   save(args, 'placement', { spec: spec.name, batch: 64, stepsPerRun: 1, probes });
 }
@@ -371,9 +373,9 @@ function report(args: Args): void {
       ),
     );
   }
-  const placementResult = results.placement as { probes: Record<string, { ok: boolean; msPerRun?: number; outputLocations?: string[]; error?: string }> } | undefined;
+  const placementResult = results.placement as { spec: string; probes: Record<string, { ok: boolean; msPerRun?: number; outputLocations?: string[]; error?: string }> } | undefined;
   if (placementResult) {
-    lines.push('', 'outputs kept on the device? (one-step run of seed, batch 64)');
+    lines.push('', `outputs kept on the device? (one-step run of ${placementResult.spec}, batch 64)`);
     lines.push(table(['preferredOutputLocation', 'result', 'ms per run'], Object.entries(placementResult.probes).map(([k, p]) => [k, p.ok ? `ok, outputs on ${p.outputLocations?.join(', ') ?? 'cpu'}` : `error: ${p.error}`, fmt(p.msPerRun ?? '-')])));
   }
   const serveResult = results.serve as ServeBenchResult[] | undefined;
