@@ -54,8 +54,11 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
         return { session: await open(model, provider, opts), provider };
       } catch (e) {
         const problems = ep.diagnose();
-        // No missing piece found: the model itself, or something the provider reports best.
-        if (problems.length === 0 && (device !== 'auto' || isLast)) throw e;
+        // No missing piece found: the model itself, or something only the provider can tell.
+        if (problems.length === 0 && (device !== 'auto' || isLast)) {
+          if (provider === 'cpu') throw e;
+          throw new Error(`${(e as Error).message} (creating the session on ${provider}; \`trident doctor\` checks the ${provider} setup)`);
+        }
         unavailable = new ProviderUnavailableError(provider, problems, (e as Error).message.split('\n')[0]);
       }
     } else {
