@@ -17,7 +17,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { exportModel } from '../artifacts/export';
 import { readManifest, type Manifest } from '../artifacts/manifest';
-import { PROVIDER_NAMES, type ProviderName } from '../runtime/execution-providers';
+import { parseProvider, type ProviderName } from '../runtime/execution-providers';
 import { table } from '../text/table';
 import type { ServeConfig } from '../serve/config';
 import { runChild, sampleTensor, startChild, type ChildJob, type LoadShape, type TensorShape } from './serve-child';
@@ -215,11 +215,6 @@ export function formatServeBenchmark(r: ServeBenchResult): string {
     '',
     table(['target', 'measured', 'wanted', 'met'], r.checks.map((c) => [c.name, c.value, c.target, c.met ? 'yes' : 'no'])),
   ].join('\n');
-}
-
-function parseProvider(value: string): ProviderName {
-  if ((PROVIDER_NAMES as readonly string[]).includes(value)) return value as ProviderName;
-  throw new Error(`unknown --device "${value}"; valid: ${PROVIDER_NAMES.join(', ')}`);
 }
 
 function parseArgs(argv: string[]): Partial<ServeBenchOptions> & { json?: boolean; pin?: boolean } {

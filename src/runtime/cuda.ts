@@ -180,7 +180,7 @@ export function cudaLibraries(lp: LoaderPath = loaderPath(), dir = bindingDir())
 }
 
 /** Folders that hold CUDA libraries but may not be on the loader's path: pip wheels, toolkits. */
-export function candidateLibraryDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+function candidateLibraryDirs(env: NodeJS.ProcessEnv = process.env): string[] {
   const list = (dir: string) => {
     try {
       return readdirSync(dir);

@@ -1,4 +1,4 @@
-import { AUTO_ORDER, DEVICE_NAMES, EXECUTION_PROVIDERS, PROVIDER_NAMES, ProviderUnavailableError, deviceHelp, parseDevice } from './execution-providers';
+import { AUTO_ORDER, DEVICE_NAMES, EXECUTION_PROVIDERS, PROVIDER_NAMES, ProviderUnavailableError, deviceHelp, parseDevice, parseProvider } from './execution-providers';
 
 describe('the execution provider table', () => {
   it('derives the device names from its keys, plus auto', () => {
@@ -16,6 +16,8 @@ describe('the execution provider table', () => {
     for (const name of DEVICE_NAMES) expect(parseDevice(name)).toBe(name);
     expect(() => parseDevice('gpu')).toThrow('unknown device "gpu"; valid: cpu, cuda, auto');
     expect(() => parseDevice('CUDA')).toThrow(/valid: cpu, cuda, auto/);
+    for (const name of PROVIDER_NAMES) expect(parseProvider(name)).toBe(name);
+    expect(() => parseProvider('auto')).toThrow('unknown execution provider "auto"; valid: cpu, cuda');
   });
 
   it('documents every choice in the --device help', () => {

@@ -55,17 +55,15 @@ export const PROVIDER_NAMES = Object.freeze(Object.keys(EXECUTION_PROVIDERS) as 
 export const DEVICE_NAMES = Object.freeze([...PROVIDER_NAMES, 'auto'] as Device[]);
 export const AUTO_ORDER = Object.freeze([...PROVIDER_NAMES].sort((a, b) => EXECUTION_PROVIDERS[b].autoPriority - EXECUTION_PROVIDERS[a].autoPriority));
 
-export function executionProvider(name: ProviderName): ExecutionProvider {
-  return EXECUTION_PROVIDERS[name];
-}
-
-export function isDevice(value: string): value is Device {
-  return (DEVICE_NAMES as readonly string[]).includes(value);
-}
-
 export function parseDevice(value: string): Device {
-  if (isDevice(value)) return value;
+  if ((DEVICE_NAMES as readonly string[]).includes(value)) return value as Device;
   throw new Error(`unknown device "${value}"; valid: ${DEVICE_NAMES.join(', ')}`);
+}
+
+/** A provider by name, `auto` excluded (for benchmarks that compare providers). */
+export function parseProvider(value: string): ProviderName {
+  if ((PROVIDER_NAMES as readonly string[]).includes(value)) return value as ProviderName;
+  throw new Error(`unknown execution provider "${value}"; valid: ${PROVIDER_NAMES.join(', ')}`);
 }
 
 /** The --device help text: every choice and what it means. */

@@ -28,7 +28,7 @@ import { DEFAULT_OPTIMIZER } from '../../model/optimizers';
 import { initParams } from '../../model/params';
 import { builtinSpec, type ModelSpec } from '../../model/spec';
 import { encodeModel } from '../../onnx/serialize';
-import { PROVIDER_NAMES, type ProviderName } from '../../runtime/execution-providers';
+import { parseProvider, type ProviderName } from '../../runtime/execution-providers';
 import { createSession } from '../../runtime/session';
 import { TrainStepRunner, type StepHyper } from '../../runtime/train-step';
 import { table } from '../../text/table';
@@ -58,12 +58,7 @@ function parseArgs(argv: string[]): Args {
   for (let i = 1; i < argv.length; i++) {
     const value = () => argv[++i];
     switch (argv[i]) {
-      case '--device': {
-        const d = value();
-        if (!(PROVIDER_NAMES as readonly string[]).includes(d)) throw new Error(`--device must be one of ${PROVIDER_NAMES.join(', ')}`);
-        args.device = d as ProviderName;
-        break;
-      }
+      case '--device': args.device = parseProvider(value()); break;
       case '--results': args.results = value(); break;
       case '--out': args.out = value(); break;
       case '--label': args.label = value(); break;

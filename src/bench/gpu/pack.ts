@@ -26,7 +26,7 @@ import { functionSymbols } from './elf-sections';
 import { KIND_CUBIN, fatbinContainers, stripFatbin, type StripReport } from './fatbin';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
-export const PACK_DIR = path.join(ROOT, '.gpu-pack');
+const PACK_DIR = path.join(ROOT, '.gpu-pack');
 const MIB = 1024 * 1024;
 /** What one device call may carry, repository included. */
 const CARRY_LIMIT = 64 * MIB;
