@@ -76,6 +76,10 @@ PY=python3
 [[ "$DEVICE" == cpu && -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import torch' 2>/dev/null && PY=/usr/bin/python3
 export TRIDENT_PYTHON="$PY"
 SITE=$("$PY" -c 'import site; print(site.getsitepackages()[0])' 2>/dev/null || true)
+# The driver's libcuda.so.1 where the image mounts it, if the loader does not know it already.
+for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
+  [[ -e "$d/libcuda.so.1" ]] && ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 ' && LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
+done
 for d in "$SITE"/nvidia/cu13/lib "$SITE"/nvidia/cudnn/lib "$SITE"/nvidia/*/lib; do
   [[ -d "$d" && ":${LD_LIBRARY_PATH:-}:" != *":$d:"* ]] && LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 done
