@@ -7,6 +7,7 @@ WORKDIR /app
 # The same install CI runs (.ci/run); .npmrc runs no install scripts, so the build is its own step.
 COPY package.json package-lock.json .npmrc tsconfig.json ./
 COPY src ./src
+COPY web ./web
 RUN npm ci --no-audit --no-fund && npm run build
 
 FROM node:20-bookworm-slim AS runtime
@@ -24,6 +25,8 @@ COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY proto ./proto
 COPY models ./models
+# Fashion-MNIST's test split: the fine-tune gate's FashionLoc reference canvases.
+COPY data/fashion-mnist/t10k-images-idx3-ubyte.gz data/fashion-mnist/t10k-labels-idx1-ubyte.gz data/fashion-mnist/COPYRIGHT ./data/fashion-mnist/
 USER node
 EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

@@ -1,13 +1,25 @@
 #!/usr/bin/env node
-const { spawn } = require('node:child_process');
-const { SERVER_NODE_FLAGS } = require('../dist/serve/node-flags.js');
+// The `trident` command, however it is reached (node bin/trident.js, npx, npm exec, a global
+// install, any symlink): it always runs the CLI's `main`, never guesses from process.argv.
+const { existsSync } = require('node:fs');
+const path = require('node:path');
 
+const root = path.resolve(__dirname, '..');
+const entry = path.join(root, 'dist', 'cli', 'index.js');
+if (!existsSync(entry)) {
+  // `npm ci` compiles dist/ in its `prepare` step; an install with scripts skipped does not.
+  process.stderr.write(`trident: ${entry} is missing: the TypeScript sources are not compiled. Run \`npm run build\` in ${root}, then try again.\n`);
+  process.exit(1);
+}
+
+const { SERVER_NODE_FLAGS } = require('../dist/serve/node-flags.js');
 const args = process.argv.slice(2);
 const missing = args[0] === 'serve' ? SERVER_NODE_FLAGS.filter((flag) => !process.execArgv.includes(flag)) : [];
 if (missing.length === 0) {
-  require('../dist/cli/index.js');
+  require(entry).main(args);
 } else {
   // The server's V8 flags can only be given at start-up (see dist/serve/node-flags.js): start again with them.
+  const { spawn } = require('node:child_process');
   const child = spawn(process.execPath, [...process.execArgv, ...missing, __filename, ...args], { stdio: 'inherit' });
   const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'];
   const forward = (signal) => child.kill(signal);

@@ -1,102 +1,26 @@
-/**
- * Checkpoints as safetensors: parameters under their PyTorch state_dict names, optimizer state under
- * `optim.<param>.<state>`, the step under `optim.step`; metadata holds the spec, the optimizer, the
- * training progress and a SHA-256 of the tensors and the rest of the metadata, checked on load.
- */
+/** Checkpoint files on disk: the format (checkpoint-codec.ts) with node:crypto's SHA-256, written atomically. */
 import { createHash } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
-import { parseOptimizer, stateSuffixes, type OptimizerConfig } from '../model/optimizers';
-import { layout } from '../model/params';
-import { parseSpec, type ModelSpec } from '../model/spec';
+import { decodeCheckpointWith, encodeCheckpointWith, type Checkpoint, type CheckpointCodec } from './checkpoint-codec';
 import { writeFileAtomic, writeFileAtomicSync } from './files';
-import { decodeSafetensors, encodeSafetensors, type SafeTensor } from './safetensors';
 import { TRIDENT_VERSION } from './version';
 
-export const CHECKPOINT_FORMAT = 'trident-checkpoint/1';
-const OPTIM_PREFIX = 'optim.';
+export { CHECKPOINT_FORMAT, emptyOptimizerState, specDifference, type Checkpoint, type OptimizerState } from './checkpoint-codec';
 
-export interface OptimizerState {
-  config: OptimizerConfig;
-  /** Keyed `<param>.<suffix>`, e.g. `trunk.0.weight.exp_avg`. */
-  state: Map<string, Float32Array>;
-  step: number;
-}
-
-export interface Checkpoint {
-  spec: ModelSpec;
-  params: Map<string, Float32Array>;
-  optimizer?: OptimizerState;
-  /** Trainer bookkeeping needed to resume exactly (epoch, batches done, seed, …). */
-  progress?: Record<string, unknown>;
-}
-
-/** SHA-256 over every tensor (name, dtype, shape, bytes) and every other metadata entry, so any flipped byte shows. */
-function dataChecksum(tensors: Map<string, SafeTensor>, metadata: Record<string, string>): string {
-  const hash = createHash('sha256');
-  for (const name of [...tensors.keys()].sort()) {
-    const t = tensors.get(name)!;
-    hash.update(JSON.stringify([name, t.dtype, t.shape]));
-    hash.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-  }
-  const entries = Object.keys(metadata).filter((k) => k !== 'sha256').sort().map((k) => [k, metadata[k]]);
-  hash.update(JSON.stringify(entries));
-  return hash.digest('hex');
-}
+export const NODE_CODEC: CheckpointCodec = {
+  sha256: () => {
+    const hash = createHash('sha256');
+    return { update: (data) => void hash.update(data), hex: () => hash.digest('hex') };
+  },
+  producer: TRIDENT_VERSION,
+};
 
 export function encodeCheckpoint(ckpt: Checkpoint): Uint8Array {
-  const tensors = new Map<string, SafeTensor>();
-  for (const p of layout(ckpt.spec).params) {
-    const data = ckpt.params.get(p.name);
-    if (!data) throw new Error(`checkpoint: missing parameter ${p.name}`);
-    tensors.set(p.name, { dtype: 'F32', shape: p.shape, data });
-  }
-  if (ckpt.optimizer) {
-    const shapes = new Map(layout(ckpt.spec).params.map((p) => [p.name, p.shape]));
-    for (const [key, data] of ckpt.optimizer.state) {
-      const param = key.slice(0, key.lastIndexOf('.'));
-      tensors.set(OPTIM_PREFIX + key, { dtype: 'F32', shape: shapes.get(param) ?? [data.length], data });
-    }
-    tensors.set(`${OPTIM_PREFIX}step`, { dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(ckpt.optimizer.step)) });
-  }
-  const metadata: Record<string, string> = {
-    format: CHECKPOINT_FORMAT,
-    trident: TRIDENT_VERSION,
-    spec: JSON.stringify(ckpt.spec),
-  };
-  if (ckpt.optimizer) metadata.optimizer = JSON.stringify(ckpt.optimizer.config);
-  if (ckpt.progress) metadata.progress = JSON.stringify(ckpt.progress);
-  metadata.sha256 = dataChecksum(tensors, metadata);
-  return encodeSafetensors(tensors, metadata);
+  return encodeCheckpointWith(NODE_CODEC, ckpt);
 }
 
 export function decodeCheckpoint(bytes: Uint8Array, source = 'checkpoint'): Checkpoint {
-  const file = decodeSafetensors(bytes, source);
-  const meta = file.metadata;
-  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${source}: not a Trident checkpoint (format ${meta.format ?? 'missing'})`);
-  if (meta.sha256 !== dataChecksum(file.tensors, meta)) throw new Error(`${source}: checksum mismatch, the checkpoint is corrupt`);
-  const spec = parseSpec(JSON.parse(meta.spec), source);
-  const params = new Map<string, Float32Array>();
-  for (const p of layout(spec).params) {
-    const t = file.tensors.get(p.name);
-    if (!t || t.dtype !== 'F32' || t.shape.join() !== p.shape.join()) {
-      throw new Error(`${source}: parameter ${p.name} missing or not of shape [${p.shape}]`);
-    }
-    params.set(p.name, t.data as Float32Array);
-  }
-  const ckpt: Checkpoint = { spec, params };
-  if (meta.optimizer) {
-    const config = JSON.parse(meta.optimizer) as OptimizerConfig;
-    parseOptimizer(config.name);
-    const state = new Map<string, Float32Array>();
-    for (const [name, t] of file.tensors) {
-      if (name.startsWith(OPTIM_PREFIX) && name !== `${OPTIM_PREFIX}step`) state.set(name.slice(OPTIM_PREFIX.length), t.data as Float32Array);
-    }
-    const stepTensor = file.tensors.get(`${OPTIM_PREFIX}step`);
-    const step = stepTensor ? Number((stepTensor.data as BigInt64Array)[0]) : 0;
-    ckpt.optimizer = { config, state, step };
-  }
-  if (meta.progress) ckpt.progress = JSON.parse(meta.progress);
-  return ckpt;
+  return decodeCheckpointWith(NODE_CODEC, bytes, source);
 }
 
 export async function saveCheckpoint(file: string, ckpt: Checkpoint): Promise<void> {
@@ -119,31 +43,4 @@ export async function loadCheckpoint(file: string): Promise<Checkpoint> {
 
 export function loadCheckpointSync(file: string): Checkpoint {
   return decodeCheckpoint(readFileSync(file), file);
-}
-
-/** Describes how two specs differ, or returns undefined when they are the same architecture. */
-export function specDifference(a: ModelSpec, b: ModelSpec): string | undefined {
-  const pa = layout(a).params;
-  const pb = layout(b).params;
-  const diffs: string[] = [];
-  if (a.input.channels !== b.input.channels || a.input.height !== b.input.height || a.input.width !== b.input.width) {
-    diffs.push(`input ${a.input.channels}×${a.input.height}×${a.input.width} vs ${b.input.channels}×${b.input.height}×${b.input.width}`);
-  }
-  const shapes = new Map(pb.map((p) => [p.name, p.shape.join('×')]));
-  for (const p of pa) {
-    const other = shapes.get(p.name);
-    if (other === undefined) diffs.push(`${p.name} only in one`);
-    else if (other !== p.shape.join('×')) diffs.push(`${p.name} is ${p.shape.join('×')} vs ${other}`);
-  }
-  if (pa.length !== pb.length) diffs.push(`${pa.length} vs ${pb.length} parameter tensors`);
-  return diffs.length ? diffs.slice(0, 5).join('; ') : undefined;
-}
-
-/** Fresh optimizer state (zeros) for the given parameters. */
-export function emptyOptimizerState(spec: ModelSpec, config: OptimizerConfig): OptimizerState {
-  const state = new Map<string, Float32Array>();
-  for (const p of layout(spec).params) {
-    for (const s of stateSuffixes(config.name)) state.set(`${p.name}.${s}`, new Float32Array(p.shape.reduce((x, y) => x * y, 1)));
-  }
-  return { config, state, step: 0 };
 }

@@ -27,6 +27,9 @@ export const IO = {
   classProbs: 'class_probs',
   objectnessProb: 'objectness',
   boxOut: 'box',
+  /** eval.onnx's names for the objectness and box heads (its inputs already use `objectness` and `box`). */
+  evalObjectness: 'objectness_prob',
+  evalBox: 'box_pred',
 } as const;
 
 export const next = (name: string) => `${name}.next`;
@@ -167,8 +170,8 @@ export function buildEvalGraph(spec: ModelSpec): BuiltGraph {
     info(b, b.output(total, IO.loss), 'loss'),
     info(b, b.output(losses.taskLosses, IO.taskLosses), 'task_losses'),
     info(b, b.output(post.classProbs, IO.classProbs), 'class_probs'),
-    info(b, b.output(post.objectness, 'objectness_prob'), 'objectness'),
-    info(b, b.output(post.box, 'box_pred'), 'box'),
+    info(b, b.output(post.objectness, IO.evalObjectness), 'objectness'),
+    info(b, b.output(post.box, IO.evalBox), 'box'),
   ];
   const inputs = b.inputs.map((v) => ({
     name: v.name,

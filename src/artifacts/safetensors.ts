@@ -1,4 +1,7 @@
-/** The safetensors format: 8-byte little-endian header length, JSON header, then raw tensor bytes. */
+/**
+ * The safetensors format: 8-byte little-endian header length, JSON header, then raw tensor bytes.
+ * Pure (no Node API): the web app uses it too.
+ */
 
 export type SafeDType = 'F32' | 'I64';
 
@@ -15,6 +18,8 @@ export interface SafeFile {
 
 const BYTES: Record<SafeDType, number> = { F32: 4, I64: 8 };
 
+const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+
 export function encodeSafetensors(tensors: Map<string, SafeTensor>, metadata: Record<string, string> = {}): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
@@ -28,8 +33,9 @@ export function encodeSafetensors(tensors: Map<string, SafeTensor>, metadata: Re
   }
   let json = JSON.stringify(header);
   // Pad the header with spaces so the data starts 8-byte aligned.
-  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
-  const headerBytes = Buffer.from(json, 'utf8');
+  const encoder = new TextEncoder();
+  json += ' '.repeat((8 - ((8 + encoder.encode(json).length) % 8)) % 8);
+  const headerBytes = encoder.encode(json);
   const out = new Uint8Array(8 + headerBytes.length + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
   out.set(headerBytes, 8);
@@ -52,10 +58,11 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'checkpoint'): Saf
   if (headerLength <= 0 || 8 + headerLength > bytes.length) fail(`header length ${headerLength} exceeds the file`);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + headerLength)).toString('utf8'));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
   } catch {
     return fail('header is not JSON');
   }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
   const dataStart = 8 + headerLength;
   const dataLength = bytes.length - dataStart;
   const tensors = new Map<string, SafeTensor>();
@@ -66,10 +73,11 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'checkpoint'): Saf
     if (e.dtype !== 'F32' && e.dtype !== 'I64') fail(`tensor ${name} has unsupported dtype ${e.dtype}`);
     const dtype = e.dtype as SafeDType;
     if (!Array.isArray(e.shape) || !Array.isArray(e.data_offsets)) fail(`tensor ${name} lacks shape or offsets`);
+    if (!e.shape!.every(isCount) || e.data_offsets!.length !== 2 || !e.data_offsets!.every(isCount)) fail(`tensor ${name} has a malformed shape or offsets`);
     const [begin, end] = e.data_offsets!;
     const count = e.shape!.reduce((a, b) => a * b, 1);
     if (!(begin >= 0 && end <= dataLength && end - begin === count * BYTES[dtype])) fail(`tensor ${name} has offsets out of range`);
-    // A copy (Buffer#slice would be a view into the whole file), so the typed array starts at 0 and is aligned.
+    // A copy (a subarray would be a view into the whole file), so the typed array starts at 0 and is aligned.
     const slice = new Uint8Array(end - begin);
     slice.set(bytes.subarray(dataStart + begin, dataStart + end));
     const data = dtype === 'F32' ? new Float32Array(slice.buffer, 0, count) : new BigInt64Array(slice.buffer, 0, count);
@@ -78,5 +86,6 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'checkpoint'): Saf
   }
   if (covered !== dataLength) fail(`data section holds ${dataLength} bytes, tensors cover ${covered}`);
   const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
+  if (typeof metadata !== 'object' || metadata === null || Object.values(metadata).some((v) => typeof v !== 'string')) fail('__metadata__ is not an object of strings');
   return { tensors, metadata };
 }

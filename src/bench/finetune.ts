@@ -21,7 +21,7 @@ import { readManifest } from '../artifacts/manifest';
 import { servingVersion } from '../artifacts/repository';
 import { exportFashionLoc } from '../data/export';
 import { loadFashionMnistSplit } from '../data/idx';
-import type { StepInfo } from '../finetune/record';
+import type { StepProgress } from '../finetune/record';
 import { SERVER_NODE_FLAGS } from '../serve/node-flags';
 import { readSseEvents } from '../serve/sse';
 import { DEFAULTS } from '../train/config';
@@ -127,7 +127,7 @@ async function uploadForm(jsonl: string, params: Record<string, unknown>): Promi
 
 /** A running fine-tune job followed through its event stream. */
 class FollowedJob {
-  readonly steps: { at: number; step: StepInfo }[] = [];
+  readonly steps: { at: number; step: StepProgress }[] = [];
   readonly ended: Promise<string>;
   private readyResolve!: () => void;
   readonly ready = new Promise<void>((resolve) => (this.readyResolve = resolve));
@@ -144,7 +144,7 @@ class FollowedJob {
     const response = await fetch(`${this.server}/v2/finetune/jobs/${this.id}/events`);
     for await (const event of readSseEvents(response.body!)) {
       if (event.event === 'step') {
-        this.steps.push({ at: performance.now(), step: JSON.parse(event.data) as StepInfo });
+        this.steps.push({ at: performance.now(), step: JSON.parse(event.data) as StepProgress });
         if (this.steps.length === 3) this.readyResolve();
       }
       if (event.event === 'end') {

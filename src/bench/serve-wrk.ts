@@ -34,7 +34,7 @@ export interface WrkTarget {
   headers: Record<string, string>;
 }
 
-interface WrkReport {
+export interface WrkReport {
   requests: number;
   duration_us: number;
   bad_status: number;
@@ -43,7 +43,8 @@ interface WrkReport {
   p99_us: number;
 }
 
-function wrk(target: WrkTarget, dir: string, connections: number, seconds: number, cpus: string | undefined): Promise<WrkReport> {
+/** One wrk run of `seconds` at `connections` against `target`, pinned to `cpus` when given. */
+export function runWrk(target: WrkTarget, dir: string, connections: number, seconds: number, cpus: string | undefined): Promise<WrkReport> {
   const script = path.join(dir, 'post.lua');
   writeFileSync(script, SCRIPT);
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, target.url];
@@ -64,9 +65,9 @@ function wrk(target: WrkTarget, dir: string, connections: number, seconds: numbe
 
 /** A warm-up run, then the measured one; any non-200 answer or socket error fails the measurement. */
 export async function wrkLoad(target: WrkTarget, load: LoadShape, dir: string, cpus: string | undefined, onMeasuring?: () => Promise<unknown>): Promise<Measurement> {
-  if (load.warmUpSeconds > 0) await wrk(target, dir, load.concurrency, Math.max(1, Math.round(load.warmUpSeconds)), cpus);
+  if (load.warmUpSeconds > 0) await runWrk(target, dir, load.concurrency, Math.max(1, Math.round(load.warmUpSeconds)), cpus);
   await onMeasuring?.();
-  const r = await wrk(target, dir, load.concurrency, load.seconds, cpus);
+  const r = await runWrk(target, dir, load.concurrency, load.seconds, cpus);
   if (r.bad_status > 0 || r.socket_errors > 0) throw new Error(`${load.name}: ${r.bad_status} non-2xx answers and ${r.socket_errors} socket errors from ${target.url}`);
   return { name: load.name, concurrency: load.concurrency, throughput: r.requests / (r.duration_us / 1e6), p50Ms: r.p50_us / 1000, p99Ms: r.p99_us / 1000 };
 }

@@ -3,6 +3,7 @@
  * - the train step against the forward pass alone and (where Debian's python3-torch exists) PyTorch;
  * - end-to-end training (data pipeline included) against the bare train step.
  */
+import type { TaskVector } from '../model/tasks';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -64,7 +65,7 @@ async function timeIt(runs: number, fn: () => Promise<unknown>, per = 1): Promis
 
 /** Train steps as training runs them: the provider's steps per run to an ONNX Runtime run. */
 function stepsAsTrainingRunsThem(runner: TrainStepRunner, batch: TrainBatch) {
-  const hyper = { lr: 1e-4, weightDecay: 0, clipNorm: 0, taskWeights: [1, 1, 1] as [number, number, number] };
+  const hyper = { lr: 1e-4, weightDecay: 0, clipNorm: 0, taskWeights: [1, 1, 1] as TaskVector };
   const batches = Array.from({ length: runner.stepsPerRun }, () => batch);
   const hypers = batches.map(() => hyper);
   return {

@@ -1,4 +1,5 @@
 /** Argument parsing for the CLI; tables come from text/table. */
+import { TASKS, toTaskVector, type TaskVector } from '../model/tasks';
 export { formatNumber, table } from '../text/table';
 
 export function parseNumber(value: string, flag: string, opts: { integer?: boolean; min?: number; max?: number } = {}): number {
@@ -10,8 +11,8 @@ export function parseNumber(value: string, flag: string, opts: { integer?: boole
   return n;
 }
 
-export function parseTaskWeights(value: string): [number, number, number] {
+export function parseTaskWeights(value: string): TaskVector {
   const parts = value.split(',').map((p) => p.trim());
-  if (parts.length !== 3) throw new Error(`--task-weights needs three comma-separated numbers (cls,det,box), got "${value}"`);
-  return parts.map((p) => parseNumber(p, '--task-weights', { min: 0 })) as [number, number, number];
+  if (parts.length !== TASKS.length) throw new Error(`--task-weights needs ${TASKS.length} comma-separated numbers (${TASKS.join(',')}), got "${value}"`);
+  return toTaskVector(parts.map((p) => parseNumber(p, '--task-weights', { min: 0 })), '--task-weights');
 }

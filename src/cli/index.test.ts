@@ -1,11 +1,12 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { builtinSpec, FASHION_LABELS } from '../model/spec';
 import { makeRepository } from '../runtime/testing/repository';
 import { SERVER_NODE_FLAGS } from '../serve/node-flags';
+import { writeTrainingFixture } from '../testing/fashion-mnist';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'trident.js');
@@ -16,19 +17,60 @@ interface Result {
   stderr: string;
 }
 
-/** Runs the real CLI from the repository root (it needs dist/ built). */
-function trident(args: string[], timeout = 60_000): Promise<Result> {
+/** Runs `file args…` and collects its exit code and output. */
+function run(file: string, args: string[], options: { cwd?: string; timeout?: number } = {}): Promise<Result> {
+  const { cwd = ROOT, timeout = 60_000 } = options;
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, timeout, env: { ...process.env, FORCE_COLOR: '0' } }, (error, stdout, stderr) => {
+    execFile(file, args, { cwd, timeout, env: { ...process.env, FORCE_COLOR: '0' } }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       resolve({ code, stdout, stderr });
     });
   });
 }
 
+/** Runs the real CLI from the repository root (it needs dist/ built). */
+const trident = (args: string[], timeout = 60_000) => run(process.execPath, [BIN, ...args], { timeout });
+
 let tmp: string;
-beforeAll(() => (tmp = mkdtempSync(path.join(os.tmpdir(), 'trident-cli-'))));
+/** A small Fashion-MNIST training split made from the committed test split (testing/fashion-mnist). */
+let fashionMnist: string;
+beforeAll(async () => {
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'trident-cli-'));
+  fashionMnist = await writeTrainingFixture(path.join(tmp, 'fashion-mnist'));
+});
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('bin/trident.js runs the CLI however it is reached', () => {
+  const COMMANDS = ['export', 'train', 'eval', 'predict', 'serve', 'finetune', 'data', 'bench'];
+
+  it('through a symlink with another name (as npx, npm exec and global installs reach it): --help lists the commands', async () => {
+    const binDir = path.join(tmp, 'bin-link');
+    mkdirSync(binDir);
+    const link = path.join(binDir, 'trident');
+    symlinkSync(BIN, link);
+    const { code, stdout, stderr } = await run(link, ['--help'], { cwd: tmp });
+    expect([code, stderr]).toEqual([0, '']);
+    expect(stdout).toContain('Usage: trident [options] [command]');
+    for (const command of COMMANDS) expect(stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+  });
+
+  it('through a symlink: a failing command exits 1 with its message', async () => {
+    const link = path.join(tmp, 'bin-link', 'trident');
+    const missing = path.join(tmp, 'no-such-model');
+    const { code, stdout, stderr } = await run(link, ['predict', missing, path.join(tmp, 'x.png')], { cwd: tmp });
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/^trident: .*no-such-model/);
+  });
+
+  it('says to run `npm run build` when dist/ is missing, instead of a module-not-found stack', async () => {
+    const copy = path.join(tmp, 'unbuilt');
+    cpSync(path.join(ROOT, 'bin'), path.join(copy, 'bin'), { recursive: true });
+    const { code, stdout, stderr } = await run(process.execPath, [path.join(copy, 'bin', 'trident.js'), '--help'], { cwd: tmp });
+    expect([code, stdout]).toEqual([1, '']);
+    expect(stderr).toBe(`trident: ${path.join(copy, 'dist', 'cli', 'index.js')} is missing: the TypeScript sources are not compiled. Run \`npm run build\` in ${copy}, then try again.\n`);
+  });
+});
 
 describe('trident --help', () => {
   it.each([[[]], [['export']], [['train']], [['eval']], [['predict']], [['data']], [['data', 'fashionloc']], [['bench']], [['bench', 'train']]])(
@@ -39,6 +81,26 @@ describe('trident --help', () => {
       expect(stdout).toContain(`Usage: trident${command.length ? ' ' + command.join(' ') : ''} [options]`);
     },
   );
+});
+
+describe('trident data download fashion-mnist', () => {
+  it('fetches from a local mirror, checks each file, and exits 1 naming the files no mirror had', async () => {
+    const mirror = path.join(tmp, 'mirror');
+    mkdirSync(mirror);
+    for (const name of ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']) cpSync(path.join(ROOT, 'data', 'fashion-mnist', name), path.join(mirror, name));
+    const out = path.join(tmp, 'downloaded');
+    const { code, stdout, stderr } = await trident(['data', 'download', 'fashion-mnist', '--mirror', mirror, '--out', out]);
+    expect(code).toBe(1);
+    expect(stdout).toBe(
+      `${path.join(out, 't10k-images-idx3-ubyte.gz')}: downloaded from ${path.join(mirror, 't10k-images-idx3-ubyte.gz')}, checked\n` +
+        `${path.join(out, 't10k-labels-idx1-ubyte.gz')}: downloaded from ${path.join(mirror, 't10k-labels-idx1-ubyte.gz')}, checked\n`,
+    );
+    expect(stderr).toContain('trident: Fashion-MNIST download incomplete (nothing unchecked was written):\n  train-images-idx3-ubyte: no mirror had the official file:');
+    expect(stderr).toContain(`${path.join(mirror, 'train-labels-idx1-ubyte.gz')}: no such file`);
+    const unknown = await trident(['data', 'download', 'mnist']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('the only downloadable data set is fashion-mnist, got "mnist"');
+  });
 });
 
 describe('trident refuses bad input with a clear message', () => {
@@ -86,16 +148,16 @@ describe('train, eval and predict on a tiny model', () => {
     const specFile = path.join(tmp, 'tiny10.json');
     writeFileSync(specFile, JSON.stringify({ ...builtinSpec('tiny'), name: 'tiny10', heads: { classification: { labels: FASHION_LABELS } } }));
     const { code, stdout, stderr } = await trident([
-      'train', '--arch', specFile, '--data', 'fashion-mnist', '--train-count', '64', '--val-count', '32',
+      'train', '--arch', specFile, '--data', 'fashion-mnist', '--fashion-mnist', fashionMnist, '--train-count', '64', '--val-count', '32',
       '--batch', '32', '--epochs', '1', '--threads', '1', '--json', '--out', model(),
     ]);
     expect([code, stderr]).toEqual([0, '']);
     const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(events.map((e) => e.event)).toEqual(['ready', 'step', 'step', 'epoch', 'checkpoint', 'done']);
     expect(events[0]).toMatchObject({ provider: 'cpu', stepsPerEpoch: 2, trainSamples: 64, valSamples: 32, resumed: false });
-    expect(events[1]).toMatchObject({ epoch: 0, index: 0, step: 1 });
+    expect(events[1]).toMatchObject({ epoch: 1, epochs: 1, index: 0, step: 1, totalSteps: 2 });
     expect(typeof events[1].loss).toBe('number');
-    expect(events[3]).toMatchObject({ epoch: 0, metrics: { samples: 32 } });
+    expect(events[3]).toMatchObject({ epoch: 1, metrics: { samples: 32 } });
     expect(events[5]).toEqual({ event: 'done', reason: 'finished', outDir: model() });
     for (const f of ['checkpoint.safetensors', 'infer.onnx', 'manifest.json']) expect(existsSync(path.join(model(), f))).toBe(true);
     expect(JSON.parse(readFileSync(path.join(model(), 'manifest.json'), 'utf8'))).toMatchObject({ name: 'tiny10', metrics: { epochs: 1 } });
@@ -117,7 +179,7 @@ describe('train, eval and predict on a tiny model', () => {
 
   it('eval on the FashionLoc validation canvases reproduces the validation metrics the trainer recorded', async () => {
     // Training used seed 0: validation canvases are FashionLoc 'val' rendered with seed 1, 32 of them.
-    const { code, stdout, stderr } = await trident(['eval', model(), '--data', 'fashion-mnist', '--split', 'val', '--seed', '1', '--count', '32', '--threads', '1', '--json']);
+    const { code, stdout, stderr } = await trident(['eval', model(), '--data', 'fashion-mnist', '--fashion-mnist', fashionMnist, '--split', 'val', '--seed', '1', '--count', '32', '--threads', '1', '--json']);
     expect([code, stderr]).toEqual([0, '']);
     const { metrics } = JSON.parse(stdout);
     const manifest = JSON.parse(readFileSync(path.join(model(), 'manifest.json'), 'utf8'));
@@ -141,7 +203,7 @@ describe('train, eval and predict on a tiny model', () => {
   it('Ctrl-C (SIGINT) during train finishes the step, writes a checkpoint and exits with 130; --resume continues', async () => {
     const out = path.join(tmp, 'models', 'interrupted', 'v1');
     const child = execFile(process.execPath, [
-      BIN, 'train', '--arch', path.join(tmp, 'tiny10.json'), '--data', 'fashion-mnist', '--train-count', '640', '--val-count', '32',
+      BIN, 'train', '--arch', path.join(tmp, 'tiny10.json'), '--data', 'fashion-mnist', '--fashion-mnist', fashionMnist, '--train-count', '640', '--val-count', '32',
       '--batch', '32', '--epochs', '2', '--threads', '1', '--json', '--out', out,
     ], { cwd: ROOT, timeout: 60_000 });
     let stdout = '';
@@ -157,7 +219,7 @@ describe('train, eval and predict on a tiny model', () => {
     expect(steps.length).toBeLessThan(40);
     expect(existsSync(path.join(out, 'checkpoint.safetensors'))).toBe(true);
     expect(existsSync(path.join(out, 'manifest.json'))).toBe(false);
-    const resumed = await trident(['train', '--data', 'fashion-mnist', '--train-count', '640', '--val-count', '32', '--batch', '32', '--epochs', '2', '--threads', '1', '--json', '--resume', '--out', out]);
+    const resumed = await trident(['train', '--data', 'fashion-mnist', '--fashion-mnist', fashionMnist, '--train-count', '640', '--val-count', '32', '--batch', '32', '--epochs', '2', '--threads', '1', '--json', '--resume', '--out', out]);
     expect(resumed.code).toBe(0);
     const next = resumed.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(next[0]).toMatchObject({ event: 'ready', resumed: true, step: steps.length });

@@ -1,4 +1,4 @@
-/** `trident <command>`: the command-line entry point. */
+/** `trident <command>`: the command-line entry point; bin/trident.js calls `main`. */
 import { Command } from 'commander';
 import { TRIDENT_VERSION } from '../artifacts/version';
 import { registerCommands } from './commands';
@@ -13,11 +13,15 @@ export function buildProgram(): Command {
   return program;
 }
 
-if (require.main === module || process.argv[1]?.endsWith('trident.js')) {
-  buildProgram()
-    .parseAsync(process.argv)
-    .catch((e: Error) => {
-      process.stderr.write(`trident: ${e.message}\n`);
-      process.exitCode = 1;
-    });
+/**
+ * Runs one command line (the arguments after the script name). A command that fails prints
+ * `trident: <message>` and sets exit code 1; usage errors and --help exit through commander.
+ */
+export async function main(args: readonly string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync([...args], { from: 'user' });
+  } catch (e) {
+    process.stderr.write(`trident: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  }
 }

@@ -11,8 +11,8 @@ import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { z } from 'zod';
 import type { InputSpec } from '../model/spec';
+import { normaliseAnnotatedBox, parseAnnotationLine } from './annotation-line';
 import type { NormalisedBox, Sample } from './dataset';
 import { ImageError, prepareImage, type Box } from './image';
 
@@ -73,12 +73,6 @@ export class AnnotationError extends Error {
     this.name = 'AnnotationError';
   }
 }
-
-const LineSchema = z.object({
-  file: z.string().min(1),
-  label: z.union([z.string().min(1), z.number().int()]).nullable().optional(),
-  box: z.tuple([z.number(), z.number(), z.number(), z.number()]).nullable().optional(),
-});
 
 interface ParsedLine {
   line: number;
@@ -177,36 +171,8 @@ function parseLine(raw: string, line: number, labels: readonly string[], root: s
   const fail = (problem: string): never => {
     throw new AnnotationError(jsonl, line, problem);
   };
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch (error) {
-    return fail(`invalid JSON: ${(error as Error).message}`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail('expected a JSON object per line');
-  const result = LineSchema.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    return fail(`field '${issue.path.join('.') || '(line)'}': ${issue.message}`);
-  }
-  const { file, label, box } = result.data;
-  const labelIndex = label === undefined || label === null ? null : resolveLabel(label, labels, fail);
-  if (box && labelIndex === null) fail('a box is given but no label');
-  if (box && !box.every(Number.isFinite)) fail(`box [${box.join(', ')}] has non-finite values`);
-  return { line, file, fullPath: resolveInside(root, file, fail), label: labelIndex, box: box ?? null };
-}
-
-function resolveLabel(label: string | number, labels: readonly string[], fail: (problem: string) => never): number {
-  if (typeof label === 'number') {
-    if (label < 0 || label >= labels.length) fail(`label index ${label} is out of range 0..${labels.length - 1}`);
-    return label;
-  }
-  const index = labels.indexOf(label);
-  if (index < 0) {
-    const known = labels.length <= 20 ? labels.map((l) => `"${l}"`).join(', ') : `${labels.length} labels`;
-    fail(`unknown label "${label}" (known: ${known})`);
-  }
-  return index;
+  const { file, label, box } = parseAnnotationLine(raw, labels, fail);
+  return { line, file, fullPath: resolveInside(root, file, fail), label, box };
 }
 
 function resolveInside(root: string, file: string, fail: (problem: string) => never): string {
@@ -239,10 +205,7 @@ async function decodeLine(line: ParsedLine, input: InputSpec, maxPixels: number 
   const { width, height } = prepared;
   let box: NormalisedBox = [0, 0, 0, 0];
   if (line.box) {
-    const [x1, y1, x2, y2] = line.box;
-    if (!(x2 > x1 && y2 > y1)) fail(`box [${line.box.join(', ')}] is empty or inverted (needs x2 > x1 and y2 > y1)`);
-    if (x1 < 0 || y1 < 0 || x2 > width || y2 > height) fail(`box [${line.box.join(', ')}] is outside the ${width}×${height} image "${line.file}"`);
-    box = [x1 / width, y1 / height, x2 / width, y2 / height];
+    box = normaliseAnnotatedBox(line.box, { width, height }, line.file, fail);
   }
   return {
     image: prepared.data,

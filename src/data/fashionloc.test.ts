@@ -1,16 +1,8 @@
 import { fashionLocPool, renderFashionLoc, type FashionLocSource, type FashionLocSplit } from './fashionloc';
-import { findFashionMnistDir, loadFashionMnistSplit, type FashionMnistSplit } from './idx';
+import { FASHION_MNIST_REPO_DIR, loadFashionMnistSplit } from './idx';
 import { syntheticFashionMnist } from './synthetic';
 
 const synthetic: FashionLocSource = { train: syntheticFashionMnist(120, 1), test: syntheticFashionMnist(30, 2) };
-
-async function realOrSyntheticTest(): Promise<FashionMnistSplit> {
-  try {
-    return await loadFashionMnistSplit('test', findFashionMnistDir());
-  } catch {
-    return synthetic.test as FashionMnistSplit;
-  }
-}
 
 describe('FashionLoc', () => {
   it('renders sample i as a pure function of (seed, split, i)', () => {
@@ -86,7 +78,7 @@ describe('FashionLoc', () => {
   });
 
   it('returns the tight box of the pasted item (x2, y2 exclusive)', async () => {
-    const source = { test: await realOrSyntheticTest() };
+    const source = { test: await loadFashionMnistSplit('test', FASHION_MNIST_REPO_DIR) };
     for (let i = 0; i < 300; i++) {
       // Background and clutter are drawn before the item, so p = 0 and p = 1 differ only by the item.
       const without = renderFashionLoc(source, { seed: 4, p: 0 }, 'test', i).rgb;

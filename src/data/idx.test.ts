@@ -1,8 +1,20 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { gzipSync } from 'node:zlib';
-import { FASHION_MNIST_ENV, encodeIdx, findFashionMnistDir, loadFashionMnist, loadFashionMnistSplit, parseIdx, readIdxFile } from './idx';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import {
+  FASHION_MNIST_ENV,
+  FASHION_MNIST_FILES,
+  FASHION_MNIST_REPO_DIR,
+  FASHION_MNIST_SHA256,
+  encodeIdx,
+  findFashionMnistDir,
+  loadFashionMnist,
+  loadFashionMnistSplit,
+  parseIdx,
+  readIdxFile,
+} from './idx';
 
 describe('IDX reader', () => {
   let dir: string;
@@ -82,28 +94,74 @@ describe('IDX reader', () => {
     await expect(loadFashionMnistSplit('test', dir)).rejects.toThrow(/t10k-labels-idx1-ubyte: missing/);
   });
 
-  it('lets an explicit folder win over the environment, and the environment over the defaults', () => {
+  describe('where a split is found', () => {
     const saved = process.env[FASHION_MNIST_ENV];
-    try {
-      process.env[FASHION_MNIST_ENV] = dir;
-      expect(findFashionMnistDir()).toBe(dir);
-      expect(findFashionMnistDir('/elsewhere')).toBe('/elsewhere');
-    } finally {
+    afterEach(() => {
       if (saved === undefined) delete process.env[FASHION_MNIST_ENV];
       else process.env[FASHION_MNIST_ENV] = saved;
-    }
+    });
+    const folder = (name: string, prefixes: ('train' | 't10k')[]) => {
+      const d = path.join(dir, name);
+      mkdirSync(d);
+      for (const prefix of prefixes) for (const kind of ['images-idx3', 'labels-idx1']) writeFileSync(path.join(d, `${prefix}-${kind}-ubyte`), '');
+      return d;
+    };
+
+    it('looks per split in --fashion-mnist, then $TRIDENT_FASHION_MNIST, then the defaults in order', () => {
+      const flag = folder('flag', ['train']);
+      const env = folder('env', ['train', 't10k']);
+      const first = folder('first', ['t10k']);
+      const second = folder('second', ['train', 't10k']);
+      delete process.env[FASHION_MNIST_ENV];
+      expect(findFashionMnistDir('train', flag, [first, second])).toBe(flag);
+      expect(findFashionMnistDir('test', flag, [first, second])).toBe(first);
+      expect(findFashionMnistDir('train', undefined, [first, second])).toBe(second);
+      process.env[FASHION_MNIST_ENV] = env;
+      expect(findFashionMnistDir('train', flag, [first, second])).toBe(flag);
+      expect(findFashionMnistDir('test', flag, [first, second])).toBe(env);
+      expect(findFashionMnistDir('test', undefined, [first, second])).toBe(env);
+    });
+
+    it('refuses a named folder that does not exist instead of using another copy', () => {
+      const good = folder('good', ['train', 't10k']);
+      delete process.env[FASHION_MNIST_ENV];
+      expect(() => findFashionMnistDir('test', path.join(dir, 'nope'), [good])).toThrow(`--fashion-mnist ${path.join(dir, 'nope')}: no such folder`);
+      process.env[FASHION_MNIST_ENV] = path.join(dir, 'gone');
+      expect(() => findFashionMnistDir('test', undefined, [good])).toThrow(`${FASHION_MNIST_ENV} ${path.join(dir, 'gone')}: no such folder`);
+    });
+
+    it('says how to get a missing training split: the download command, the apt package, the flag and the variable', () => {
+      const testOnly = folder('test-only', ['t10k']);
+      delete process.env[FASHION_MNIST_ENV];
+      expect(findFashionMnistDir('test', undefined, [testOnly])).toBe(testOnly);
+      const message = (() => {
+        try {
+          findFashionMnistDir('train', undefined, [testOnly]);
+        } catch (e) {
+          return (e as Error).message;
+        }
+        throw new Error('no error');
+      })();
+      expect(message).toContain(`Fashion-MNIST's training split (train-images-idx3-ubyte and train-labels-idx1-ubyte, plain or .gz) is in none of ${testOnly}.`);
+      expect(message).toContain('npx trident data download fashion-mnist');
+      expect(message).toContain('apt-get install dataset-fashion-mnist');
+      expect(message).toContain(`--fashion-mnist DIR or ${FASHION_MNIST_ENV}=DIR`);
+    });
   });
 
-  const realDir = (() => {
-    try {
-      const found = findFashionMnistDir();
-      return existsSync(path.join(found, 't10k-images-idx3-ubyte.gz')) || existsSync(path.join(found, 't10k-images-idx3-ubyte')) ? found : undefined;
-    } catch {
-      return undefined;
+  it('the repository carries the official test split, byte for byte', async () => {
+    for (const name of Object.values(FASHION_MNIST_FILES.test)) {
+      const content = gunzipSync(readFileSync(path.join(FASHION_MNIST_REPO_DIR, `${name}.gz`)));
+      expect([name, createHash('sha256').update(content).digest('hex')]).toEqual([name, FASHION_MNIST_SHA256[name]]);
     }
-  })();
-  (realDir ? it : it.skip)(`loads the real Fashion-MNIST test split (${realDir ?? 'not present'})`, async () => {
-    const test = await loadFashionMnistSplit('test', realDir);
+    const saved = process.env[FASHION_MNIST_ENV];
+    delete process.env[FASHION_MNIST_ENV];
+    try {
+      expect(findFashionMnistDir('test')).toBe(FASHION_MNIST_REPO_DIR);
+    } finally {
+      if (saved !== undefined) process.env[FASHION_MNIST_ENV] = saved;
+    }
+    const test = await loadFashionMnistSplit('test', FASHION_MNIST_REPO_DIR);
     expect(test.count).toBe(10000);
     expect(test.images.length).toBe(10000 * 784);
     const perClass = new Array(10).fill(0);

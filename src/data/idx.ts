@@ -34,10 +34,22 @@ export const FASHION_MNIST_ENV = 'TRIDENT_FASHION_MNIST';
 const UNSIGNED_BYTE = 0x08;
 const HEADER_PREFIX = 4;
 
-const FILES: Record<FashionMnistSourceSplit, { images: string; labels: string }> = {
-  train: { images: 'train-images-idx3-ubyte', labels: 'train-labels-idx1-ubyte' },
-  test: { images: 't10k-images-idx3-ubyte', labels: 't10k-labels-idx1-ubyte' },
-};
+/** The four official files (base names; each may be stored plain or as `.gz`). */
+export const FASHION_MNIST_FILES: Readonly<Record<FashionMnistSourceSplit, Readonly<{ images: string; labels: string }>>> = Object.freeze({
+  train: Object.freeze({ images: 'train-images-idx3-ubyte', labels: 'train-labels-idx1-ubyte' }),
+  test: Object.freeze({ images: 't10k-images-idx3-ubyte', labels: 't10k-labels-idx1-ubyte' }),
+});
+
+/**
+ * sha256 of each official file's decompressed content. Only the content is compared: the gzip
+ * bytes differ between copies (Debian's are not Zalando's, whose MD5s torchvision lists).
+ */
+export const FASHION_MNIST_SHA256: Readonly<Record<string, string>> = Object.freeze({
+  'train-images-idx3-ubyte': 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888',
+  'train-labels-idx1-ubyte': 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9',
+  't10k-images-idx3-ubyte': '5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b',
+  't10k-labels-idx1-ubyte': '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34',
+});
 
 /** Parses IDX bytes (already decompressed); `name` only labels error messages. */
 export function parseIdx(bytes: Uint8Array, name: string): IdxArray {
@@ -99,28 +111,46 @@ function repoRoot(): string {
   return path.resolve(__dirname, '..', '..');
 }
 
-const SYSTEM_DIR = '/usr/share/datasets/fashion-mnist';
+/** The repository's copy: the test split is committed; `trident data download fashion-mnist` adds the training split. */
+export const FASHION_MNIST_REPO_DIR = path.join(repoRoot(), 'data', 'fashion-mnist');
+/** Debian/Ubuntu's `dataset-fashion-mnist` package. */
+export const FASHION_MNIST_SYSTEM_DIR = '/usr/share/datasets/fashion-mnist';
+export const FASHION_MNIST_DOWNLOAD_COMMAND = 'npx trident data download fashion-mnist';
+
+const SPLIT_NAMES: Record<FashionMnistSourceSplit, string> = { train: 'training split', test: 'test split' };
+
+function holdsSplit(dir: string, split: FashionMnistSourceSplit): boolean {
+  return Object.values(FASHION_MNIST_FILES[split]).some((base) => existsSync(path.join(dir, base)) || existsSync(path.join(dir, `${base}.gz`)));
+}
+
+/** Where a split is looked for when neither --fashion-mnist nor $TRIDENT_FASHION_MNIST has it. */
+export const FASHION_MNIST_DEFAULT_DIRS: readonly string[] = Object.freeze([FASHION_MNIST_REPO_DIR, FASHION_MNIST_SYSTEM_DIR]);
 
 /**
- * Where the Fashion-MNIST files are: the given dir, else $TRIDENT_FASHION_MNIST, else
- * ../shared/datasets/fashion-mnist next to the repository, else /usr/share/datasets/fashion-mnist
- * (Debian/Ubuntu `dataset-fashion-mnist`). An explicitly named dir is used even if it is wrong,
- * so that the error says what is missing rather than silently using another copy.
+ * The folder that holds one split's files, looked up per split: the given dir (--fashion-mnist),
+ * else $TRIDENT_FASHION_MNIST, else the repository's data/fashion-mnist, else Debian's
+ * /usr/share/datasets/fashion-mnist. A named folder that does not exist is an error rather than
+ * a reason to use another copy; one that lacks this split passes the lookup on. `defaults` is
+ * for tests.
  */
-export function findFashionMnistDir(dir?: string): string {
-  if (dir) return path.resolve(dir);
+export function findFashionMnistDir(split: FashionMnistSourceSplit, dir?: string, defaults = FASHION_MNIST_DEFAULT_DIRS): string {
+  const named: [string, string][] = [];
+  if (dir) named.push([path.resolve(dir), '--fashion-mnist']);
   const fromEnv = process.env[FASHION_MNIST_ENV];
-  if (fromEnv) return path.resolve(fromEnv);
-  const candidates = [path.resolve(repoRoot(), '..', 'shared', 'datasets', 'fashion-mnist'), SYSTEM_DIR];
-  const found = candidates.find((candidate) => existsSync(candidate));
-  if (!found) {
-    throw new Error(
-      `Fashion-MNIST not found; looked in ${candidates.join(' and ')}. ` +
-        `Install it (apt-get install dataset-fashion-mnist), or point ${FASHION_MNIST_ENV} or --fashion-mnist at a folder ` +
-        `holding ${Object.values(FILES).flatMap((f) => [f.images, f.labels]).join(', ')} (optionally .gz).`,
-    );
+  if (fromEnv) named.push([path.resolve(fromEnv), FASHION_MNIST_ENV]);
+  for (const [folder, source] of named) {
+    if (!existsSync(folder)) throw new Error(`${source} ${folder}: no such folder`);
   }
-  return found;
+  const candidates = [...named.map(([folder]) => folder), ...defaults];
+  const found = candidates.find((candidate) => holdsSplit(candidate, split));
+  if (found) return found;
+  const files = Object.values(FASHION_MNIST_FILES[split]).join(' and ');
+  throw new Error(
+    `Fashion-MNIST's ${SPLIT_NAMES[split]} (${files}, plain or .gz) is in none of ${candidates.join(', ')}. Get it with one of:\n` +
+      `  ${FASHION_MNIST_DOWNLOAD_COMMAND}    (fetches it from Zalando's mirrors into ${FASHION_MNIST_REPO_DIR}, checked)\n` +
+      `  sudo apt-get install dataset-fashion-mnist    (Debian/Ubuntu: ${FASHION_MNIST_SYSTEM_DIR})\n` +
+      `or point --fashion-mnist DIR or ${FASHION_MNIST_ENV}=DIR at a folder that holds them.`,
+  );
 }
 
 function resolveIdxFile(dir: string, base: string): string {
@@ -133,9 +163,9 @@ function resolveIdxFile(dir: string, base: string): string {
 
 /** Loads one source split ('train': 60 000 items, 'test': 10 000) and checks the files agree. */
 export async function loadFashionMnistSplit(split: FashionMnistSourceSplit, dir?: string): Promise<FashionMnistSplit> {
-  const root = findFashionMnistDir(dir);
-  const imagesFile = resolveIdxFile(root, FILES[split].images);
-  const labelsFile = resolveIdxFile(root, FILES[split].labels);
+  const root = findFashionMnistDir(split, dir);
+  const imagesFile = resolveIdxFile(root, FASHION_MNIST_FILES[split].images);
+  const labelsFile = resolveIdxFile(root, FASHION_MNIST_FILES[split].labels);
   const [images, labels] = await Promise.all([readIdxFile(imagesFile), readIdxFile(labelsFile)]);
   const side = FASHION_MNIST_SIDE;
   if (images.dims.length !== 3 || images.dims[1] !== side || images.dims[2] !== side) {
@@ -155,7 +185,7 @@ export async function loadFashionMnistSplit(split: FashionMnistSourceSplit, dir?
   return { images: images.data, labels: labels.data, count };
 }
 
-/** Loads both source splits; see findFashionMnistDir for where it looks. */
+/** Loads both source splits; see findFashionMnistDir for where each is looked up. */
 export async function loadFashionMnist(dir?: string): Promise<FashionMnist> {
   const [train, test] = await Promise.all([loadFashionMnistSplit('train', dir), loadFashionMnistSplit('test', dir)]);
   return { train, test };

@@ -8,7 +8,10 @@
  * use their first frame.
  */
 import sharp from 'sharp';
+import { normalise } from '../model/pixels';
 import type { InputSpec } from '../model/spec';
+
+export { toCHW } from '../model/pixels';
 
 export type ImageErrorCode = 'bad_image' | 'too_large' | 'unsupported';
 
@@ -35,12 +38,7 @@ export interface PreparedImage {
   height: number;
 }
 
-export interface ImageSize {
-  width: number;
-  height: number;
-}
-
-export type Box = [x1: number, y1: number, x2: number, y2: number];
+export { boxToNormalised, boxToPixels, type Box, type ImageSize } from '../model/predictions';
 
 export const DEFAULT_MAX_PIXELS = 40_000_000;
 export const SUPPORTED_FORMATS: readonly string[] = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif'];
@@ -104,55 +102,4 @@ function decodeError(error: unknown): ImageError {
 
 function firstLine(text: string): string {
   return text.split('\n').find((line) => line.trim() !== '')?.trim() ?? text;
-}
-
-/**
- * Already-decoded pixels (rows × columns × pixelChannels, at the input's size) to normalised C·H·W.
- * RGB pixels for a 1-channel input become luminance (Rec. 601 weights).
- */
-export function toCHW(pixels: Uint8Array, input: InputSpec, pixelChannels: 1 | 3 = 3): Float32Array {
-  const expected = input.width * input.height * pixelChannels;
-  if (pixels.length !== expected) {
-    throw new Error(`toCHW: got ${pixels.length} bytes, expected ${input.width}×${input.height}×${pixelChannels} = ${expected}`);
-  }
-  return normalise(pixels, pixelChannels, input);
-}
-
-/** The one normalisation routine: HWC bytes → C·H·W floats (v/255 - mean[c]) / std[c]. */
-function normalise(pixels: Uint8Array, pixelChannels: number, input: InputSpec): Float32Array {
-  const plane = input.width * input.height;
-  const out = new Float32Array(plane * input.channels);
-  if (pixelChannels === input.channels) {
-    for (let c = 0; c < input.channels; c++) {
-      const scale = 1 / (255 * input.std[c]);
-      const offset = input.mean[c] / input.std[c];
-      const base = c * plane;
-      for (let i = 0, j = c; i < plane; i++, j += pixelChannels) out[base + i] = pixels[j] * scale - offset;
-    }
-  } else if (pixelChannels === 3 && input.channels === 1) {
-    const scale = 1 / (255 * input.std[0]);
-    const offset = input.mean[0] / input.std[0];
-    for (let i = 0, j = 0; i < plane; i++, j += 3) {
-      out[i] = (0.299 * pixels[j] + 0.587 * pixels[j + 1] + 0.114 * pixels[j + 2]) * scale - offset;
-    }
-  } else {
-    for (let c = 0; c < input.channels; c++) {
-      const scale = 1 / (255 * input.std[c]);
-      const offset = input.mean[c] / input.std[c];
-      const base = c * plane;
-      for (let i = 0; i < plane; i++) out[base + i] = pixels[i] * scale - offset;
-    }
-  }
-  return out;
-}
-
-/** Normalised corners (0..1 of the model input) to original-image pixels, clamped to the image. */
-export function boxToPixels(box: readonly number[], size: ImageSize): Box {
-  const clamp = (v: number) => Math.min(1, Math.max(0, v));
-  return [clamp(box[0]) * size.width, clamp(box[1]) * size.height, clamp(box[2]) * size.width, clamp(box[3]) * size.height];
-}
-
-/** Original-image pixel corners to normalised 0..1 corners (no clamping). */
-export function boxToNormalised(box: readonly number[], size: ImageSize): Box {
-  return [box[0] / size.width, box[1] / size.height, box[2] / size.width, box[3] / size.height];
 }

@@ -1,4 +1,5 @@
 /** Failures of the fine-tune job system that transports must tell apart (HTTP status / gRPC code). */
+import { capMessage } from '../text/quote';
 
 export type FinetuneErrorCode =
   /** Bad request or bad data: 400 / INVALID_ARGUMENT. */
@@ -21,7 +22,7 @@ export class FinetuneError extends Error {
     readonly code: FinetuneErrorCode,
     message: string,
   ) {
-    super(message);
+    super(capMessage(message));
   }
 }
 

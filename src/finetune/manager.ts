@@ -367,6 +367,11 @@ export class JobManager extends EventEmitter<ManagerEvents> {
     });
   }
 
+  /** Runs `work` while no promotion or rollback of `model` runs (weights uploads promote through this). */
+  runExclusive<T>(model: string, work: () => Promise<T>): Promise<T> {
+    return this.locks.run(this.checkName(model), work);
+  }
+
   /** Ends every job (running ones are stopped at once and marked failed) and refuses new ones. */
   async close(): Promise<void> {
     this.closing = true;

@@ -2,8 +2,10 @@
  * A job's hyper-parameters as a request gives them (JSON, form fields or protobuf; snake_case or
  * camelCase keys; numbers and booleans possibly as strings), checked against the configured bounds.
  */
+import type { TaskVector } from '../model/tasks';
 import { z } from 'zod';
-import type { OptimizerName } from '../model/optimizers';
+import { OPTIMIZERS, type OptimizerName } from '../model/optimizers';
+import { choiceNames } from '../text/choices';
 import type { FinetuneConfig } from './config';
 import { FinetuneError } from './errors';
 
@@ -29,7 +31,7 @@ export const FINETUNE_DEFAULTS: Readonly<HyperParams> = Object.freeze({
   batchSize: 32,
   lr: 1e-3,
   optimizer: 'adam',
-  taskWeights: [1, 1, 1] as [number, number, number],
+  taskWeights: [1, 1, 1] as TaskVector,
   freezeTrunk: false,
   valShare: 0.2,
   seed: 0,
@@ -48,7 +50,7 @@ function schema(config: FinetuneConfig) {
       steps: int(config.maxSteps),
       batchSize: int(config.maxBatchSize).refine((n) => n >= 1, 'must be at least 1'),
       lr: z.preprocess(toNumber, z.number().gt(0).max(10)),
-      optimizer: z.enum(['sgd', 'adam', 'adamw']),
+      optimizer: z.enum(choiceNames(OPTIMIZERS)),
       taskWeights: z.preprocess(toList, z.array(z.number().min(0).max(1000)).length(3)),
       freezeTrunk: z.preprocess(toBoolean, z.boolean()),
       valShare: z.preprocess(toNumber, z.number().gt(0).max(0.5)),
@@ -84,7 +86,7 @@ export function parseHyperParams(input: unknown, config: FinetuneConfig): HyperP
   return {
     ...FINETUNE_DEFAULTS,
     ...given,
-    taskWeights: (given.taskWeights as [number, number, number] | undefined) ?? [...FINETUNE_DEFAULTS.taskWeights],
+    taskWeights: (given.taskWeights as TaskVector | undefined) ?? [...FINETUNE_DEFAULTS.taskWeights],
   };
 }
 

@@ -62,7 +62,7 @@ export async function annotateCandidate(staging: string, record: JobRecord, eval
 export async function promote(
   modelDir: string,
   staging: string,
-  record: JobRecord,
+  record: Pick<JobRecord, 'id' | 'parentVersion'>,
   gate: GateResult,
   steps: PromotionSteps,
 ): Promise<{ version: number; latest: number }> {

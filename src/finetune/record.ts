@@ -1,5 +1,9 @@
 /** A job's persistent record and the progress events it emits; both are also what the transports send. */
+import type { NamedTaskValues } from '../model/tasks';
 import type { Metrics } from '../runtime/metrics';
+import type { EpochReport, StepProgress, TrainReady } from '../train/progress';
+
+export type { EpochReport, StepProgress, TrainReady };
 import type { GateMetric } from './config';
 import type { HyperParams } from './params';
 
@@ -8,12 +12,6 @@ export type JobState = 'queued' | 'running' | 'evaluating' | 'promoting' | 'succ
 export const ENDED_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
 
 export const isEnded = (state: JobState) => ENDED_STATES.includes(state);
-
-export interface TaskLosses {
-  classification: number;
-  objectness: number;
-  box: number;
-}
 
 export interface DataInfo {
   source: 'upload' | 'folder';
@@ -34,18 +32,8 @@ export interface Progress {
   epoch: number;
   epochs: number;
   loss?: number;
-  losses?: TaskLosses;
+  losses?: NamedTaskValues;
   imagesPerSecond?: number;
-}
-
-export interface EpochReport {
-  epoch: number;
-  trainLoss: number;
-  valLoss: number;
-  valLosses: TaskLosses;
-  /** Validation metrics on the held-out share. */
-  metrics: Metrics;
-  seconds: number;
 }
 
 export interface MetricsPair {
@@ -100,30 +88,12 @@ export interface JobRecord {
   warnings: string[];
 }
 
-export interface ReadyInfo {
-  provider: string;
-  trainSamples: number;
-  valSamples: number;
-  stepsPerEpoch: number;
-  totalSteps: number;
-}
-
-export interface StepInfo {
-  step: number;
-  totalSteps: number;
-  epoch: number;
-  loss: number;
-  losses: TaskLosses;
-  imagesPerSecond: number;
-  lr: number;
-}
-
 /** What a watcher receives, in order: a snapshot first, then live events, `end` last. */
 export type JobEvent =
   | { type: 'snapshot'; job: JobRecord }
   | { type: 'state'; state: JobState }
-  | { type: 'ready'; ready: ReadyInfo }
-  | { type: 'step'; step: StepInfo }
+  | { type: 'ready'; ready: TrainReady }
+  | { type: 'step'; step: StepProgress }
   | { type: 'epoch'; epoch: EpochReport }
   | { type: 'evaluation'; evaluation: Evaluation }
   | { type: 'decision'; decision: Decision }
@@ -131,5 +101,3 @@ export type JobEvent =
   | { type: 'end'; job: JobRecord };
 
 export type JobEventType = JobEvent['type'];
-
-export const taskLosses = ([classification, objectness, box]: readonly number[]): TaskLosses => ({ classification, objectness, box });

@@ -1,8 +1,8 @@
 /** Messages between the job manager (main thread) and a job's runner worker. */
-import type { Device } from '../runtime/session';
+import type { Device } from '../runtime/execution-providers';
 import type { Metrics } from '../runtime/metrics';
 import type { TrainConfig } from '../train/config';
-import type { EpochReport, ReadyInfo, StepInfo } from './record';
+import type { EpochReport, StepProgress, TrainReady } from './record';
 import type { ReferenceOptions } from './reference';
 
 export interface RunPlan {
@@ -26,8 +26,8 @@ export interface SetMetrics {
 export type ToRunner = { type: 'start'; plan: RunPlan } | { type: 'cancel' };
 
 export type FromRunner =
-  | { type: 'ready'; ready: ReadyInfo }
-  | { type: 'step'; step: StepInfo }
+  | { type: 'ready'; ready: TrainReady }
+  | { type: 'step'; step: StepProgress }
   | { type: 'epoch'; epoch: EpochReport }
   | { type: 'warning'; message: string }
   | { type: 'trained'; reason: string }

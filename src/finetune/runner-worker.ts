@@ -3,15 +3,12 @@
  * loop: it loads the data, drives the trainer worker (TrainJob, a nested worker), then evaluates
  * the candidate and the serving version. Threads it starts inherit its lowered priority.
  */
-import { readlinkSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { readManifest } from '../artifacts/manifest';
 import type { Dataset } from '../data/dataset';
 import { evaluateModel } from '../train/evaluate';
 import { TrainJob } from '../train/job';
-import { taskLosses } from './record';
+import { lowerPriority } from './priority';
 import { referenceSet } from './reference';
 import type { FromRunner, RunPlan, SetMetrics, ToRunner } from './runner-protocol';
 import { exitWhenAsked } from '../runtime/worker-exit';
@@ -20,18 +17,6 @@ const port = parentPort!;
 const post = (m: FromRunner) => port.postMessage(m);
 let cancelled = false;
 let job: TrainJob | undefined;
-
-/** Raises this thread's nice value (Linux: a thread id is a task id), so serving wins the cores. */
-function lowerPriority(nice: number): string | undefined {
-  if (nice <= 0) return undefined;
-  try {
-    const tid = Number(path.basename(readlinkSync('/proc/thread-self')));
-    os.setPriority(tid, nice);
-    return undefined;
-  } catch (e) {
-    return `could not lower the job's CPU priority: ${(e as Error).message}`;
-  }
-}
 
 class Cancelled extends Error {}
 
@@ -51,24 +36,9 @@ async function run(plan: RunPlan): Promise<void> {
   job = await TrainJob.start(plan.train);
   if (cancelled) job.stop();
   job.on('warning', (message) => post({ type: 'warning', message }));
-  job.on('ready', (m) =>
-    post({
-      type: 'ready',
-      ready: { provider: m.provider, trainSamples: m.trainSamples, valSamples: m.valSamples, stepsPerEpoch: m.stepsPerEpoch, totalSteps: plan.totalSteps },
-    }),
-  );
-  job.on('step', (m) =>
-    post({
-      type: 'step',
-      step: { step: m.step, totalSteps: plan.totalSteps, epoch: m.epoch + 1, loss: m.loss, losses: taskLosses(m.taskLosses), imagesPerSecond: m.imagesPerSecond, lr: m.lr },
-    }),
-  );
-  job.on('epoch', ({ summary: s }) =>
-    post({
-      type: 'epoch',
-      epoch: { epoch: s.epoch + 1, trainLoss: s.trainLoss, valLoss: s.valLoss, valLosses: taskLosses(s.valLosses), metrics: s.metrics, seconds: s.seconds },
-    }),
-  );
+  job.on('ready', (ready) => post({ type: 'ready', ready }));
+  job.on('step', (step) => post({ type: 'step', step }));
+  job.on('epoch', (epoch) => post({ type: 'epoch', epoch }));
   const done = await job.done;
   if (cancelled || done.reason === 'stopped') return post({ type: 'cancelled' });
   post({ type: 'trained', reason: done.reason });

@@ -12,7 +12,6 @@ import { tensor } from '../onnx/ir';
 import { decodeBox, type HeadOutputs } from './forward';
 
 export const BOX_BETA = 0.05;
-export const TASKS = ['cls', 'det', 'box'] as const;
 
 export interface BatchInputs {
   label: string; // int64 [N]

@@ -8,6 +8,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readDynamicInfo } from './elf';
+import { SETUP_CUDA_COMMAND, type Problem } from './execution-providers';
 
 export const CUDA_PROVIDER_FILE = 'libonnxruntime_providers_cuda.so';
 /** The files onnxruntime-node's own install script places; it downloads nothing when all are present. */
@@ -44,15 +45,6 @@ export const CUDA_PROVIDER_PACKAGES: readonly CudaProviderPackage[] = Object.fre
     cudnn: '9',
   }),
 ]);
-
-export const SETUP_COMMAND = 'trident setup cuda (in a checkout: npm run setup:cuda)';
-
-export interface Problem {
-  /** The missing piece, by name. */
-  missing: string;
-  /** The command or step that supplies it. */
-  fix: string;
-}
 
 export function onnxruntimeVersion(): string {
   return (JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')) as { version: string }).version;
@@ -255,7 +247,7 @@ export function cudaPreflight(dir = bindingDir()): Problem[] {
     return [{ missing: `a CUDA provider for ${process.platform}/${process.arch}`, fix: 'Trident installs the CUDA provider on Linux x64 only; use --device cpu' }];
   }
   const absent = REQUIRED_PROVIDER_FILES.filter((f) => !existsSync(path.join(dir, f)));
-  return absent.length ? [{ missing: `${absent.join(' and ')} (the CUDA provider is not installed in ${dir})`, fix: SETUP_COMMAND }] : [];
+  return absent.length ? [{ missing: `${absent.join(' and ')} (the CUDA provider is not installed in ${dir})`, fix: SETUP_CUDA_COMMAND }] : [];
 }
 
 /** Everything that stands between this machine and a CUDA session, each with its fix. */
@@ -269,7 +261,7 @@ export function cudaProblems(lp: LoaderPath = loaderPath(), dir = bindingDir()):
   if (builtFor !== core) {
     problems.push({
       missing: `a CUDA provider built for ONNX Runtime ${core} (the installed one is built for ${builtFor ?? 'an unknown version'})`,
-      fix: SETUP_COMMAND,
+      fix: SETUP_CUDA_COMMAND,
     });
   }
   const missing = cudaLibraries(lp, dir).filter((l) => l.required && !l.path);

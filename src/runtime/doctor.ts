@@ -8,8 +8,9 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../onnx/builder';
 import { encodeModel } from '../onnx/serialize';
-import { CUDA_PROVIDER_FILE, CUDA_PROVIDER_PACKAGES, PROVIDER_FILES, bindingDir, cudaLibraries, gpuInfo, loaderPath, onnxruntimeVersion, providerBuiltFor, type GpuInfo, type LibraryStatus, type Problem } from './cuda';
-import { EXECUTION_PROVIDERS, PROVIDER_NAMES, ProviderUnavailableError, type ProviderName } from './execution-providers';
+import { CUDA_PROVIDER_FILE, CUDA_PROVIDER_PACKAGES, PROVIDER_FILES, bindingDir, cudaLibraries, gpuInfo, loaderPath, onnxruntimeVersion, providerBuiltFor, type GpuInfo, type LibraryStatus } from './cuda';
+import { EXECUTION_PROVIDERS, PROVIDER_NAMES, ProviderUnavailableError, type Problem, type ProviderName } from './execution-providers';
+import { PROVIDER_CHECKS } from './provider-checks';
 import { createSession } from './session';
 
 export interface ProviderReport {
@@ -42,9 +43,9 @@ function probeModel(): Uint8Array {
 }
 
 async function probe(name: ProviderName): Promise<ProviderReport> {
-  const ep = EXECUTION_PROVIDERS[name];
-  const report = { name, doc: ep.doc };
-  const missing = ep.preflight();
+  const report = { name, doc: EXECUTION_PROVIDERS[name].doc };
+  const checks = PROVIDER_CHECKS[name];
+  const missing = checks.preflight();
   if (missing.length) return { ...report, usable: false, problems: missing };
   try {
     const { session } = await createSession(probeModel(), { device: name, threads: 1 });
@@ -53,7 +54,7 @@ async function probe(name: ProviderName): Promise<ProviderReport> {
     return { ...report, usable: true, problems: [] };
   } catch (e) {
     if (e instanceof ProviderUnavailableError) return { ...report, usable: false, problems: e.problems, ...(e.ortMessage ? { error: e.ortMessage } : {}) };
-    return { ...report, usable: false, problems: ep.diagnose(), error: (e as Error).message.split('\n')[0] };
+    return { ...report, usable: false, problems: checks.diagnose(), error: (e as Error).message.split('\n')[0] };
   }
 }
 

@@ -1,4 +1,5 @@
 import { AUTO_ORDER, DEVICE_NAMES, EXECUTION_PROVIDERS, PROVIDER_NAMES, ProviderUnavailableError, deviceHelp, parseDevice, parseProvider } from './execution-providers';
+import { PROVIDER_CHECKS } from './provider-checks';
 
 describe('the execution provider table', () => {
   it('derives the device names from its keys, plus auto', () => {
@@ -23,12 +24,13 @@ describe('the execution provider table', () => {
   it('documents every choice in the --device help', () => {
     const help = deviceHelp();
     for (const name of PROVIDER_NAMES) expect(help).toContain(`${name} (${EXECUTION_PROVIDERS[name].doc})`);
-    expect(help).toContain('auto (the first that works of cuda, cpu)');
+    expect(help).toMatch(/; auto \(the first that works of cuda, cpu\)$/);
   });
 
-  it('needs nothing for the CPU', () => {
-    expect(EXECUTION_PROVIDERS.cpu.preflight()).toEqual([]);
-    expect(EXECUTION_PROVIDERS.cpu.diagnose()).toEqual([]);
+  it('has checks for every provider, and none that can fail for the CPU', () => {
+    expect(Object.keys(PROVIDER_CHECKS)).toEqual(PROVIDER_NAMES);
+    expect(PROVIDER_CHECKS.cpu.preflight()).toEqual([]);
+    expect(PROVIDER_CHECKS.cpu.diagnose()).toEqual([]);
   });
 
   it('words an unavailable provider with what is missing, its fix, and the other choices', () => {

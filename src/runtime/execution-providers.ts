@@ -1,15 +1,15 @@
 /**
  * The execution providers a session can run on: one frozen table. The --device choices, their
- * validation and their help text all come from its keys; adding a provider is one entry here (plus
- * its own module, as cuda.ts is for CUDA).
+ * validation and their help text all come from its keys. This module is plain data (the web app
+ * type-checks against it); what each provider needs on the machine is checked in
+ * provider-checks.ts, whose table TypeScript holds to the same keys. Adding a provider is an entry
+ * here, one there, and, where it needs more than ONNX Runtime's CPU build, a module like cuda.ts.
  */
-import { SETUP_COMMAND, cudaPreflight, cudaProblems, type Problem } from './cuda';
+import { choiceNames, chooseName, describeChoices, type Documented } from '../text/choices';
 
-export interface ExecutionProvider {
+export interface ExecutionProvider extends Documented {
   /** Its name in ONNX Runtime's `executionProviders` list. */
   readonly ort: string;
-  /** One line for --help and `trident doctor`. */
-  readonly doc: string;
   /** Order in which `--device auto` tries providers: highest first. */
   readonly autoPriority: number;
   /**
@@ -17,13 +17,17 @@ export interface ExecutionProvider {
    * each run copies all parameters and optimizer state out, so more steps per run pay that once.
    */
   readonly stepsPerRun: number;
-  /** What is missing, found without asking ONNX Runtime (cheap; run before every session). */
-  preflight(): Problem[];
-  /** Everything missing, each with its fix; run when ONNX Runtime could not create a session. */
-  diagnose(): Problem[];
-  /** The command that installs it, for messages. */
+  /** The command that installs it, where a default install lacks it. */
   readonly install?: string;
 }
+
+/** Something a provider needs that this machine lacks, and the command or step that supplies it. */
+export interface Problem {
+  missing: string;
+  fix: string;
+}
+
+export const SETUP_CUDA_COMMAND = 'trident setup cuda (in a checkout: npm run setup:cuda)';
 
 export const EXECUTION_PROVIDERS = Object.freeze({
   cpu: Object.freeze({
@@ -32,8 +36,6 @@ export const EXECUTION_PROVIDERS = Object.freeze({
     autoPriority: 0,
     // Measured on `seed` (2 cores): 2 steps per run save 11 %, 4 save 20 %, 8 no more.
     stepsPerRun: 4,
-    preflight: () => [],
-    diagnose: () => [],
   }),
   cuda: Object.freeze({
     ort: 'cuda',
@@ -41,9 +43,7 @@ export const EXECUTION_PROVIDERS = Object.freeze({
     autoPriority: 10,
     // Not yet measured on a GPU; bench/gpu/run.sh times 1 to 64 steps per run (docs/CUDA.md).
     stepsPerRun: 4,
-    preflight: () => cudaPreflight(),
-    diagnose: () => cudaProblems(),
-    install: SETUP_COMMAND,
+    install: SETUP_CUDA_COMMAND,
   }),
 } satisfies Record<string, ExecutionProvider>);
 
@@ -51,25 +51,27 @@ export type ProviderName = keyof typeof EXECUTION_PROVIDERS;
 /** A provider, or `auto`: the first provider, by priority, that can create the session. */
 export type Device = ProviderName | 'auto';
 
-export const PROVIDER_NAMES = Object.freeze(Object.keys(EXECUTION_PROVIDERS) as ProviderName[]);
-export const DEVICE_NAMES = Object.freeze([...PROVIDER_NAMES, 'auto'] as Device[]);
+export const PROVIDER_NAMES = Object.freeze(choiceNames(EXECUTION_PROVIDERS));
 export const AUTO_ORDER = Object.freeze([...PROVIDER_NAMES].sort((a, b) => EXECUTION_PROVIDERS[b].autoPriority - EXECUTION_PROVIDERS[a].autoPriority));
+/** What --device accepts: every provider, and `auto`. */
+export const DEVICES: Readonly<Record<Device, Documented>> = Object.freeze({
+  ...EXECUTION_PROVIDERS,
+  auto: Object.freeze({ doc: `the first that works of ${AUTO_ORDER.join(', ')}` }),
+});
+export const DEVICE_NAMES = Object.freeze(choiceNames(DEVICES));
 
 export function parseDevice(value: string): Device {
-  if ((DEVICE_NAMES as readonly string[]).includes(value)) return value as Device;
-  throw new Error(`unknown device "${value}"; valid: ${DEVICE_NAMES.join(', ')}`);
+  return chooseName(DEVICES, value, 'device');
 }
 
 /** A provider by name, `auto` excluded (for benchmarks that compare providers). */
 export function parseProvider(value: string): ProviderName {
-  if ((PROVIDER_NAMES as readonly string[]).includes(value)) return value as ProviderName;
-  throw new Error(`unknown execution provider "${value}"; valid: ${PROVIDER_NAMES.join(', ')}`);
+  return chooseName(EXECUTION_PROVIDERS, value, 'execution provider');
 }
 
 /** The --device help text: every choice and what it means. */
 export function deviceHelp(): string {
-  const choices = PROVIDER_NAMES.map((n) => `${n} (${EXECUTION_PROVIDERS[n].doc})`);
-  return `execution provider: ${choices.join(', ')} or auto (the first that works of ${AUTO_ORDER.join(', ')})`;
+  return `execution provider: ${describeChoices(DEVICES)}`;
 }
 
 /** A provider that cannot create sessions here, with what is missing and how to fix it. */

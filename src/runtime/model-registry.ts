@@ -10,6 +10,7 @@ import { RuntimeError } from './errors';
 import { KeyedLock } from './keyed-lock';
 import { ModelVersion, type ExecutionOptions } from './model-version';
 import { servingOrder } from '../artifacts/repository';
+import { quote } from '../text/quote';
 
 export type VersionPolicy = 'all' | 'latest';
 
@@ -46,14 +47,14 @@ const VERSION_PATTERN = /^[1-9][0-9]{0,9}$/;
 
 export function checkModelName(name: string): string {
   if (!NAME_PATTERN.test(name) || name.includes('..')) {
-    throw new RuntimeError('invalid_argument', `invalid model name "${name}": use letters, digits, "_", "-" and "."`);
+    throw new RuntimeError('invalid_argument', `invalid model name ${quote(name)}: use letters, digits, "_", "-" and "."`);
   }
   return name;
 }
 
 export function parseVersion(version: string): number {
   if (!VERSION_PATTERN.test(version)) {
-    throw new RuntimeError('invalid_argument', `invalid model version "${version}": versions are positive integers`);
+    throw new RuntimeError('invalid_argument', `invalid model version ${quote(version)}: versions are positive integers`);
   }
   return Number(version);
 }
@@ -150,7 +151,7 @@ export class ModelRegistry {
       const served = this.names;
       const hint = served.length > 0 ? `; served models: ${served.join(', ')}` : '; no models are loaded';
       const state = this.loading.has(name) ? ' (it is still loading)' : '';
-      throw new RuntimeError(this.loading.has(name) ? 'unavailable' : 'not_found', `unknown model "${name}"${state}${hint}`);
+      throw new RuntimeError(this.loading.has(name) ? 'unavailable' : 'not_found', `unknown model ${quote(name)}${state}${hint}`);
     }
     if (version === undefined) return current.latest;
     const found = current.versions.get(version);

@@ -4,7 +4,7 @@ import { readManifest, type Manifest } from '../artifacts/manifest';
 import { DynamicBatcher, type BatchObserver, type SubmitOptions } from './batcher';
 import { BufferPool } from './buffer-pool';
 import { RuntimeError } from './errors';
-import type { Device, ProviderName } from './session';
+import type { Device, ProviderName } from './execution-providers';
 import { concatBatch, isNumericDType, sliceBatch, zeros, type HostTensor, type NumericDType } from './tensor';
 import { WorkerPool } from './worker-pool';
 import type { Feeds } from './worker-protocol';

@@ -1,6 +1,7 @@
 /** ONNX Runtime session creation on the execution provider a --device choice names. */
 import * as ort from 'onnxruntime-node';
 import { AUTO_ORDER, EXECUTION_PROVIDERS, ProviderUnavailableError, type Device, type ProviderName } from './execution-providers';
+import { PROVIDER_CHECKS } from './provider-checks';
 
 export { parseDevice, type Device, type ProviderName } from './execution-providers';
 
@@ -45,15 +46,15 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
   const device = opts.device ?? 'cpu';
   const candidates = device === 'auto' ? AUTO_ORDER : [device];
   for (const [i, provider] of candidates.entries()) {
-    const ep = EXECUTION_PROVIDERS[provider];
+    const checks = PROVIDER_CHECKS[provider];
     const isLast = i === candidates.length - 1;
     let unavailable: ProviderUnavailableError;
-    const missing = ep.preflight();
+    const missing = checks.preflight();
     if (missing.length === 0) {
       try {
         return { session: await open(model, provider, opts), provider };
       } catch (e) {
-        const problems = ep.diagnose();
+        const problems = checks.diagnose();
         // No missing piece found: the model itself, or something only the provider can tell.
         if (problems.length === 0 && (device !== 'auto' || isLast)) {
           if (provider === 'cpu') throw e;

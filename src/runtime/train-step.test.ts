@@ -1,3 +1,4 @@
+import type { TaskVector } from '../model/tasks';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -36,7 +37,7 @@ describe('TrainStepRunner', () => {
   ] as [OptimizerName, number][])('%s: the losses fall over 15 steps on a fixed batch', async (name, lr) => {
     const r = await runner(name);
     const losses: number[] = [];
-    const tasks: [number, number, number][] = [];
+    const tasks: TaskVector[] = [];
     for (let i = 0; i < 15; i++) {
       const out = await r.run(batch, hyper({ lr, weightDecay: name === 'adamw' ? 0.01 : 0 }));
       losses.push(out.loss);
@@ -219,7 +220,7 @@ describeTorch(`one Adam step matches PyTorch (bench/torch_reference.py check)${t
 
   it('loss, task losses and every updated parameter agree', async () => {
     const lr = 1e-3;
-    const taskWeights: [number, number, number] = [1, 0.5, 2];
+    const taskWeights: TaskVector = [1, 0.5, 2];
     const ckpt: Checkpoint = { spec, params: initParams(spec, 42) };
     const batch = blockyBatch(16, 7);
     const ckptFile = path.join(dir, 'checkpoint.safetensors');

@@ -4,6 +4,7 @@
  * one run returns and the next one reads; they are copied into plain arrays only for checkpoints.
  * The same Scan graph runs every chunk size, so results do not depend on how steps are grouped.
  */
+import type { TaskVector } from '../model/tasks';
 import * as ort from 'onnxruntime-node';
 import type { Checkpoint, OptimizerState } from '../artifacts/checkpoint';
 import { IO, buildTrainStepGraph, next, stateName, trainableParams } from '../artifacts/graphs';
@@ -29,12 +30,12 @@ export interface StepHyper {
   lr: number;
   weightDecay: number;
   clipNorm: number;
-  taskWeights: [number, number, number];
+  taskWeights: TaskVector;
 }
 
 export interface StepResult {
   loss: number;
-  taskLosses: [number, number, number];
+  taskLosses: TaskVector;
   gradNorm: number;
 }
 

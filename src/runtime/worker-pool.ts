@@ -4,11 +4,10 @@
  * run without a round trip through the (possibly busy) main thread.
  */
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { RuntimeError } from './errors';
-import type { Device, ProviderName } from './session';
-import { transferList, type Feeds, type FromWorker, type WorkerInit } from './worker-protocol';
-import { stopWorker } from './worker-exit';
+import type { Device, ProviderName } from './execution-providers';
+import { WorkerChannel } from './worker-channel';
+import { transferList, type Feeds, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol';
 
 export interface WorkerPoolOptions {
   /** Path of the .onnx file. */
@@ -36,17 +35,18 @@ const WORKER_SCRIPT = path.join(__dirname, 'infer-worker.js');
 /** One worker thread and the runs handed to it. */
 class SessionWorker {
   provider: ProviderName = 'cpu';
-  private readonly worker: Worker;
+  private readonly channel: WorkerChannel<ToWorker, FromWorker>;
   private readonly jobs = new Map<number, Job>();
   private nextId = 0;
-  private closing = false;
+  private loaded?: { resolve: () => void; reject: (e: Error) => void };
+  private started = false;
 
   constructor(
     init: WorkerInit,
     private readonly events: { idle: () => void; exit: (w: SessionWorker, reason: string) => void },
     private readonly log?: (message: string) => void,
   ) {
-    this.worker = new Worker(WORKER_SCRIPT, { workerData: init });
+    this.channel = new WorkerChannel<ToWorker, FromWorker>(WORKER_SCRIPT, { message: (m) => this.receive(m), failed: (e) => this.fail(e.message) }, { workerData: init }, 'the inference worker');
   }
 
   get load(): number {
@@ -55,56 +55,46 @@ class SessionWorker {
 
   /** Resolves once the worker's session is created. */
   start(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onStartExit = (code: number) => reject(new Error(`inference worker exited with code ${code} while loading`));
-      this.worker.once('exit', onStartExit);
-      this.worker.on('error', (e) => this.fail(`inference worker crashed: ${e.message}`));
-      this.worker.on('message', (msg: FromWorker) => {
-        switch (msg.type) {
-          case 'loaded':
-            this.provider = msg.provider;
-            this.worker.off('exit', onStartExit);
-            this.worker.once('exit', (code) => this.fail(`inference worker exited with code ${code}`));
-            resolve();
-            return;
-          case 'load_failed':
-            this.worker.off('exit', onStartExit);
-            void this.worker.terminate();
-            reject(new Error(msg.message));
-            return;
-          case 'log':
-            this.log?.(msg.message);
-            return;
-          case 'result': {
-            const job = this.take(msg.id);
-            job?.resolve(msg.outputs);
-            job?.recycle?.(msg.inputs);
-            this.events.idle();
-            return;
-          }
-          case 'run_failed':
-            this.take(msg.id)?.reject(new RuntimeError('internal', `ONNX Runtime failed: ${msg.message}`));
-            this.events.idle();
-            return;
-        }
-      });
-    });
+    return new Promise((resolve, reject) => (this.loaded = { resolve, reject }));
   }
 
   run(job: Job): void {
     const id = this.nextId++;
     this.jobs.set(id, job);
-    this.worker.postMessage({ type: 'run', id, feeds: job.feeds }, transferList(job.feeds));
+    this.channel.send({ type: 'run', id, feeds: job.feeds }, transferList(job.feeds));
   }
 
   async close(): Promise<void> {
-    this.closing = true;
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
-    this.worker.postMessage({ type: 'close' });
+    this.channel.settle();
+    this.channel.send({ type: 'close' });
     // Runs still queued after 5 s are dropped; the worker leaves between runs (see worker-exit.ts).
-    const timeout = setTimeout(() => void stopWorker(this.worker), 5000);
-    await exited;
+    const timeout = setTimeout(() => void this.channel.stop(), 5000);
+    await this.channel.exited;
     clearTimeout(timeout);
+  }
+
+  private receive(msg: FromWorker): void {
+    switch (msg.type) {
+      case 'loaded':
+        this.provider = msg.provider;
+        this.started = true;
+        return this.loaded?.resolve();
+      case 'load_failed':
+        this.channel.settle();
+        void this.channel.stop();
+        return this.loaded?.reject(new Error(msg.message));
+      case 'log':
+        return this.log?.(msg.message);
+      case 'result': {
+        const job = this.take(msg.id);
+        job?.resolve(msg.outputs);
+        job?.recycle?.(msg.inputs);
+        return this.events.idle();
+      }
+      case 'run_failed':
+        this.take(msg.id)?.reject(new RuntimeError('internal', `ONNX Runtime failed: ${msg.message}`));
+        return this.events.idle();
+    }
   }
 
   private take(id: number): Job | undefined {
@@ -113,10 +103,12 @@ class SessionWorker {
     return job;
   }
 
+  /** The worker crashed or left (or a reply broke): its runs fail, and a started worker is replaced. */
   private fail(reason: string): void {
     for (const job of this.jobs.values()) job.reject(new RuntimeError('internal', reason));
     this.jobs.clear();
-    if (!this.closing) this.events.exit(this, reason);
+    if (this.started) this.events.exit(this, reason);
+    else this.loaded?.reject(new Error(`${reason} while loading`));
   }
 }
 

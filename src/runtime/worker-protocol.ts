@@ -1,5 +1,5 @@
 /** Messages between the main thread and an inference worker. Tensor buffers travel as transferables. */
-import type { Device, ProviderName } from './session';
+import type { Device, ProviderName } from './execution-providers';
 import type { HostTensor } from './tensor';
 
 export type Feeds = Record<string, HostTensor>;

@@ -1,5 +1,5 @@
 /** Everything the server can be told, with the defaults the CLI starts from. */
-import type { Device } from '../runtime/session';
+import type { Device } from '../runtime/execution-providers';
 import type { VersionPolicy } from '../runtime/model-registry';
 import type { FinetuneConfig } from '../finetune/config';
 
@@ -41,6 +41,13 @@ export interface ServeConfig {
   drainTimeoutMs: number;
   /** Fine-tuning through the server; undefined turns it off. */
   finetune?: FinetuneConfig;
+  /**
+   * A replica on a shared repository: writes nothing (no fine-tuning, no recovery, no lock) and
+   * reloads models whose versions or serving pointer change on disk.
+   */
+  readOnly: boolean;
+  /** How often a read-only server looks for changes in the repository. */
+  watchIntervalMs: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
@@ -65,6 +72,8 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   apiKeys: [],
   authDisabled: false,
   drainTimeoutMs: 30_000,
+  readOnly: false,
+  watchIntervalMs: 2000,
 });
 
 export function serveConfig(overrides: Partial<ServeConfig> = {}): ServeConfig {

@@ -42,25 +42,68 @@ export function checkShape(shape: unknown, tensor: string): number[] {
   return shape as number[];
 }
 
-/** Flattens nested JSON arrays or protobuf repeated values (row-major) into a typed array, checking count and types. */
+/** The integer range of each integer dtype (64-bit ones as far as a JSON or protobuf number is exact). */
+const INTEGER_RANGE: Readonly<Partial<Record<NumericDType, [number, number]>>> = Object.freeze({
+  int8: [-128, 127],
+  uint8: [0, 255],
+  int16: [-32768, 32767],
+  uint16: [0, 65535],
+  int32: [-2147483648, 2147483647],
+  uint32: [0, 4294967295],
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  uint64: [0, Number.MAX_SAFE_INTEGER],
+});
+
+/** A value for an error message: JSON would print NaN and Infinity as null. */
+function describe(value: unknown): string {
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
+}
+
+/**
+ * Flattens nested JSON arrays or protobuf repeated values (row-major) into a typed array, checking
+ * count, type and range. Floats may be NaN or ±Infinity (protobuf can carry them; JSON cannot).
+ */
 export function fromValues(dtype: NumericDType, shape: number[], data: unknown, tensor: string): TypedArray {
-  const flat = Array.isArray(data) ? (data as unknown[]).flat(Infinity) : [data];
   const expected = elementCount(shape);
+  const flat = Array.isArray(data) ? flatten(data as unknown[], tensor) : [data];
   if (flat.length !== expected) {
     throw invalid(`input "${tensor}": data has ${flat.length} elements but shape [${shape}] needs ${expected}`);
   }
   const out = new ARRAY_TYPES[dtype](expected);
   const big = dtype === 'int64' || dtype === 'uint64';
+  const range = INTEGER_RANGE[dtype];
   for (let i = 0; i < expected; i++) {
     const v = flat[i];
     if (dtype === 'bool') {
-      if (typeof v !== 'boolean') throw invalid(`input "${tensor}": element ${i} is ${JSON.stringify(v)}, expected true or false`);
+      if (typeof v !== 'boolean') throw invalid(`input "${tensor}": element ${i} is ${describe(v)}, expected true or false`);
       out[i] = v ? 1 : 0;
-    } else if (typeof v !== 'number' || !Number.isFinite(v) || (!dtype.startsWith('float') && !Number.isInteger(v))) {
-      throw invalid(`input "${tensor}": element ${i} is ${JSON.stringify(v)}, expected ${dtype.startsWith('float') ? 'a number' : 'an integer'}`);
+    } else if (typeof v !== 'number') {
+      throw invalid(`input "${tensor}": element ${i} is ${describe(v)}, expected ${range ? 'an integer' : 'a number'}`);
+    } else if (range && !(Number.isInteger(v) && v >= range[0] && v <= range[1])) {
+      throw invalid(`input "${tensor}": element ${i} is ${describe(v)}, expected an integer in ${range[0]}..${range[1]} for ${oipDatatype(dtype)}`);
     } else {
       out[i] = big ? (BigInt(v) as never) : v;
     }
+  }
+  return out;
+}
+
+/** Nested arrays to one list, iteratively: a hostile nesting depth must not overflow the stack. */
+function flatten(data: unknown[], tensor: string): unknown[] {
+  const out: unknown[] = [];
+  const stack: [unknown[], number][] = [[data, 0]];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (top[1] >= top[0].length) {
+      stack.pop();
+      continue;
+    }
+    const v = top[0][top[1]++];
+    if (!Array.isArray(v)) out.push(v);
+    else if (stack.length >= 64) throw invalid(`input "${tensor}": data is nested more than 64 levels deep`);
+    else stack.push([v, 0]);
   }
   return out;
 }

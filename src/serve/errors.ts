@@ -2,6 +2,7 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { ImageError } from '../data/image';
 import { RuntimeError } from '../runtime/errors';
+import { capMessage } from '../text/quote';
 
 export type ErrorCode =
   | 'invalid_argument'
@@ -64,7 +65,7 @@ export class ServiceError extends Error {
     readonly code: ErrorCode,
     message: string,
   ) {
-    super(message);
+    super(capMessage(message));
   }
 
   get httpStatus(): number {

@@ -2,6 +2,7 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { FinetuneError, JobConflictError, type FinetuneErrorCode } from '../finetune/errors';
 import type { JobEvent } from '../finetune/record';
+import { capMessage } from '../text/quote';
 
 const HTTP_STATUS: Readonly<Record<FinetuneErrorCode, number>> = Object.freeze({
   invalid: 400,
@@ -34,7 +35,7 @@ export interface WireError {
 export function wireError(error: unknown): WireError {
   if (error instanceof JobConflictError) return { code: error.code, message: error.message, jobId: error.runningJobId };
   if (error instanceof FinetuneError) return { code: error.code, message: error.message };
-  return { message: error instanceof Error ? error.message : String(error) };
+  return { message: capMessage(error instanceof Error ? error.message : String(error)) };
 }
 
 export const httpStatus = (e: WireError) => (e.code ? HTTP_STATUS[e.code] : 500);

@@ -176,6 +176,8 @@ function readMultipart(req: IncomingMessage, reservation: Reservation): Promise<
       return reject(new FinetuneError('invalid', `malformed multipart request: ${(e as Error).message}`));
     }
     parser.on('file', (field, stream, info) => {
+      // A broken form errors the part's stream as well as the parser; the parser's 'error' reports it.
+      stream.on('error', () => {});
       if (failed) return void stream.resume();
       if (!info.filename) {
         stream.resume();

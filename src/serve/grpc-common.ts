@@ -150,10 +150,14 @@ export function orderedStream<Req, Res>(
           return handle(request, ctx);
         })
         .catch((error: ServiceError) => onError(error, request));
-      previous = previous.then(async () => {
-        const response = await result;
-        if (!call.cancelled && call.writable) call.write(response);
-      });
+      previous = previous
+        .then(async () => {
+          const response = await result;
+          if (!call.cancelled && call.writable) call.write(response);
+        })
+        .catch(() => {
+          call.destroy();
+        });
     });
     call.on('end', () => void previous.then(() => call.end()));
     call.on('error', () => {});

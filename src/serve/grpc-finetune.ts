@@ -7,7 +7,7 @@ import type { JobManager, ModelVersions } from '../finetune/manager';
 import type { EpochReport, Evaluation, JobEvent, JobRecord, JobState, MetricsPair } from '../finetune/record';
 import type { Metrics } from '../runtime/metrics';
 import { eventPayload, grpcStatus, wireError } from './finetune-common';
-import { metadataKey, PROTO_DIR } from './grpc-common';
+import { isMalformed, metadataKey, PROTO_DIR, tolerantDecoding } from './grpc-common';
 
 // camelCase field names in JavaScript (the messages mirror the job records), numbers for 64-bit values.
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [PROTO_DIR] };
@@ -43,6 +43,7 @@ export function addFineTuneService(server: grpc.Server, manager: JobManager, opt
   const unary =
     (handle: (request: Message, call: grpc.ServerUnaryCall<Message, Message>) => Promise<Message>): grpc.handleUnaryCall<Message, Message> =>
     (call, callback) => {
+      if (isMalformed(call.request)) return callback({ code: grpc.status.INVALID_ARGUMENT, details: 'malformed protobuf message' });
       handle(call.request, call).then(
         (response) => callback(null, response),
         (error: unknown) => callback(fail(error)),
@@ -73,8 +74,10 @@ export function addFineTuneService(server: grpc.Server, manager: JobManager, opt
     }),
     WatchJob: (call: grpc.ServerWritableStream<Message, Message>) => {
       const id = String(call.request.id ?? '');
-      manager.watch(id).then(
-        async (events) => {
+      void (async () => {
+        try {
+          if (isMalformed(call.request)) throw new FinetuneError('invalid', 'malformed protobuf message');
+          const events = await manager.watch(id);
           call.on('cancelled', () => void events.return!());
           let sequence = 0;
           for await (const event of events) {
@@ -82,9 +85,10 @@ export function addFineTuneService(server: grpc.Server, manager: JobManager, opt
             call.write({ jobId: id, sequence: ++sequence, ...eventMessage(event) });
           }
           call.end();
-        },
-        (error: unknown) => call.emit('error', fail(error)),
-      );
+        } catch (error) {
+          call.emit('error', fail(error));
+        }
+      })();
     },
     ListVersions: unary(async (r) => versionsMessage(await manager.listVersions(String(r.model ?? '')))),
     Rollback: unary(async (r, call) => {
@@ -92,7 +96,7 @@ export function addFineTuneService(server: grpc.Server, manager: JobManager, opt
       return manager.rollback(String(r.model ?? ''), Number(r.version ?? 0));
     }),
   };
-  server.addService(fineTuneService().service, handlers);
+  server.addService(tolerantDecoding(fineTuneService().service), handlers);
 }
 
 /** The fields a message sets, without proto-loader's "_name" markers of proto3 optional fields. */

@@ -51,8 +51,10 @@ const CONTENTS_FIELD: Readonly<Record<NumericDType, keyof Contents>> = Object.fr
   float64: 'fp64_contents',
 });
 
-function hasContents(contents: Contents | null): boolean {
-  return contents !== null && Object.values(contents).some((v) => Array.isArray(v) && v.length > 0);
+/** The contents fields a tensor sets (non-empty repeated fields). */
+function setFields(contents: Contents | null): (keyof Contents)[] {
+  if (contents === null) return [];
+  return (Object.keys(contents) as (keyof Contents)[]).filter((k) => Array.isArray(contents[k]) && contents[k].length > 0);
 }
 
 export function decodeParameters(parameters: Record<string, Parameter> | undefined): Record<string, ParameterValue> {
@@ -74,11 +76,15 @@ export function decodeInferRequest(msg: ModelInferRequest): InferRequest {
   const inputs = msg.inputs.map((t, i): RequestTensor => {
     const dtype = hostDtype(t.datatype, t.name);
     const shape = checkShape(t.shape, t.name);
+    const fields = setFields(t.contents);
     if (raw.length > 0) {
-      if (hasContents(t.contents)) throw invalid(`input "${t.name}" sets contents although raw_input_contents is used`);
+      if (fields.length > 0) throw invalid(`input "${t.name}" sets contents although raw_input_contents is used`);
       return { name: t.name, dtype, shape, data: fromRawBytes(dtype, shape, raw[i], t.name) };
     }
-    const values = t.contents ? t.contents[CONTENTS_FIELD[dtype]] : [];
+    const field = CONTENTS_FIELD[dtype];
+    const stray = fields.filter((f) => f !== field);
+    if (stray.length > 0) throw invalid(`input "${t.name}": datatype ${t.datatype} reads ${field}, but ${stray.join(' and ')} ${stray.length > 1 ? 'are' : 'is'} set too`);
+    const values = t.contents ? t.contents[field] : [];
     return { name: t.name, dtype, shape, data: fromValues(dtype, shape, values, t.name) };
   });
   return {

@@ -6,11 +6,12 @@ import type { ServeConfig } from './config';
 import { ServiceError, toServiceError } from './errors';
 import type { ServeMetrics } from './metrics';
 import { readImages } from './rest-images';
-import { HEADER_LENGTH } from './rest-infer';
+import { HEADER_LENGTH, parseHeaderLength } from './rest-infer';
 import { answerInfer, callContext, sendEncoded, sendError } from './rest-respond';
 import type { InferenceService } from './service';
 import type { JobManager } from '../finetune/manager';
 import { createFinetuneRouter } from './finetune-rest';
+import { createWebRouter } from './web';
 
 const MODEL = '/v2/models/:name{/versions/:version}';
 
@@ -50,7 +51,7 @@ export function createRestApp(service: InferenceService, metrics: ServeMetrics, 
   app.get(MODEL, route('model_metadata', async (req, res) => void res.json(service.modelMetadata(param(req, 'name')!, param(req, 'version')))));
 
   app.post(`${MODEL}/infer`, body, route('infer', async (req, res) => {
-    sendEncoded(res, await answerInfer(service, param(req, 'name')!, param(req, 'version'), bodyOf(req), req.get(HEADER_LENGTH), req, res));
+    sendEncoded(res, await answerInfer(service, param(req, 'name')!, param(req, 'version'), bodyOf(req), parseHeaderLength(req.get(HEADER_LENGTH)), req, res));
   }));
 
   const predict = route('predict', async (req, res) => {
@@ -84,6 +85,7 @@ export function createRestApp(service: InferenceService, metrics: ServeMetrics, 
     res.type(metrics.contentType).send(await metrics.text());
   });
 
+  app.use(createWebRouter({ models: config.models, finetune, onServingChanged: (model) => service.registry.load(model), log: (message) => log.error(message) }));
   // Uploads stream through busboy, so no body parser may run before the fine-tuning routes.
   if (finetune) app.use(createFinetuneRouter(finetune, { log: (message) => log.error(message) }));
 
@@ -122,23 +124,21 @@ function parseJsonObject(bytes: Buffer): Record<string, unknown> {
   return json as Record<string, unknown>;
 }
 
-/** Errors raised by body parsing, before any route runs. */
+/**
+ * Errors raised before any route runs: by the router (a path segment that does not decode) or by
+ * the body parser (size, charset, encoding). Both carry an HTTP status; a 4xx is the client's.
+ */
 function bodyError(error: unknown): ServiceError {
   const type = (error as { type?: string }).type;
+  const status = (error as { status?: unknown }).status;
   const message = (error as Error).message;
-  switch (type) {
-    case 'entity.too.large':
-      return new ServiceError('payload_too_large', `request body too large: ${message}`);
-    case 'encoding.unsupported':
-    case 'charset.unsupported':
-      return new ServiceError('unsupported_media_type', message);
-    case 'request.aborted':
-      return new ServiceError('cancelled', 'the client aborted the request');
-    case undefined:
-      return toServiceError(error);
-    default:
-      return new ServiceError('invalid_argument', `could not read the request body: ${message}`);
-  }
+  if (type === 'entity.too.large') return new ServiceError('payload_too_large', `request body too large: ${message}`);
+  if (type === 'request.aborted') return new ServiceError('cancelled', 'the client aborted the request');
+  if (typeof status !== 'number' || status < 400 || status >= 500) return toServiceError(error);
+  if (status === 415) return new ServiceError('unsupported_media_type', message);
+  if (status === 413) return new ServiceError('payload_too_large', message);
+  if (message.startsWith('Failed to decode param')) return new ServiceError('invalid_argument', `malformed percent-encoding in the URL path: ${message}`);
+  return new ServiceError('invalid_argument', `could not read the request body: ${message}`);
 }
 
 function cors(origins: string[]) {

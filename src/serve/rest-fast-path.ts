@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ServeConfig } from './config';
 import { ServiceError, toServiceError } from './errors';
-import { HEADER_LENGTH } from './rest-infer';
+import { HEADER_LENGTH, parseHeaderLength } from './rest-infer';
 import { answerInfer, sendEncoded, sendError } from './rest-respond';
 import type { InferenceService } from './service';
 
@@ -30,11 +30,15 @@ export function fastInferPath(service: InferenceService, config: ServeConfig, lo
     const [, name, version] = match;
     service
       .call({ protocol: 'rest', endpoint: 'infer', model: name }, async () => {
-        const headerLength = req.headers[HEADER_LENGTH] as string | undefined;
-        const body = await readBody(req, config.maxBodyBytes, Number(headerLength) || 0);
+        const headerLength = parseHeaderLength(req.headers[HEADER_LENGTH]);
+        const body = await readBody(req, config.maxBodyBytes, headerLength ?? 0);
         sendEncoded(res, await answerInfer(service, name, version, body, headerLength, req, res));
       })
-      .catch((e: unknown) => sendError(res, toServiceError(e), log, req.method!, req.url!));
+      .catch((e: unknown) => {
+        if (!req.complete) req.resume();
+        sendError(res, toServiceError(e), log, req.method!, req.url!);
+      })
+      .catch(() => res.destroy());
     return true;
   };
 }
@@ -44,8 +48,8 @@ export function fastInferPath(service: InferenceService, config: ServeConfig, lo
  * start) is 8-byte aligned: tensors are then read in place rather than copied.
  */
 export function readBody(req: IncomingMessage, limit: number, alignAt: number): Promise<Buffer> {
-  const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-  if (declared !== undefined && declared > limit) {
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) {
     req.resume();
     return Promise.reject(new ServiceError('payload_too_large', `request body too large: ${declared} bytes; the limit is ${limit}`));
   }
@@ -63,10 +67,14 @@ export function readBody(req: IncomingMessage, limit: number, alignAt: number): 
     };
     req.on('data', onData);
     req.once('end', () => {
-      const body = Buffer.from(new ArrayBuffer(received + pad), pad, received);
-      let offset = 0;
-      for (const c of chunks) offset += c.copy(body, offset);
-      resolve(body);
+      try {
+        const body = Buffer.from(new ArrayBuffer(received + pad), pad, received);
+        let offset = 0;
+        for (const c of chunks) offset += c.copy(body, offset);
+        resolve(body);
+      } catch (e) {
+        reject(e);
+      }
     });
     req.once('error', () => reject(new ServiceError('cancelled', 'the client aborted the request')));
     req.once('aborted', () => reject(new ServiceError('cancelled', 'the client aborted the request')));

@@ -2,9 +2,23 @@
 import { z } from 'zod';
 import { checkShape, fromRawBytes, fromValues, hostDtype, toJsonData, toRawBytes } from './datatypes';
 import { invalid } from './errors';
+import { quote } from '../text/quote';
 import type { InferRequest, InferResponse, ParameterValue, RequestTensor, TensorMetadata } from './service';
 
 export const HEADER_LENGTH = 'inference-header-content-length';
+
+/**
+ * The Inference-Header-Content-Length header: undefined when absent, else a safe non-negative
+ * integer (checked against the body length once the body is read).
+ */
+export function parseHeaderLength(value: string | string[] | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const length = typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(length)) {
+    throw invalid(`Inference-Header-Content-Length ${quote(String(value))} must be a non-negative integer (the byte length of the JSON header)`);
+  }
+  return length;
+}
 
 const Parameters = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
 
@@ -46,19 +60,18 @@ export function parseInferBody(
   model: string,
   version: string | undefined,
   body: Buffer,
-  headerLength: string | undefined,
+  headerLength: number | undefined,
   rawInput: () => TensorMetadata,
 ): ParsedInfer {
   let jsonPart: Buffer = body;
   let binary: Buffer = Buffer.alloc(0);
   if (headerLength !== undefined) {
-    const length = Number(headerLength);
-    if (!/^\d+$/.test(headerLength) || length > body.length) {
-      throw invalid(`Inference-Header-Content-Length "${headerLength}" must be an integer between 0 and the body length (${body.length})`);
+    if (headerLength > body.length) {
+      throw invalid(`Inference-Header-Content-Length ${headerLength} is longer than the body (${body.length} bytes)`);
     }
-    if (length === 0) return rawRequest(model, version, body, rawInput());
-    jsonPart = body.subarray(0, length);
-    binary = body.subarray(length);
+    if (headerLength === 0) return rawRequest(model, version, body, rawInput());
+    jsonPart = body.subarray(0, headerLength);
+    binary = body.subarray(headerLength);
   }
   const parsed = InferBody.safeParse(parseJson(jsonPart));
   if (!parsed.success) {

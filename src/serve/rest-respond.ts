@@ -11,7 +11,7 @@ export async function answerInfer(
   name: string,
   version: string | undefined,
   body: Buffer,
-  headerLength: string | undefined,
+  headerLength: number | undefined,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<EncodedResponse> {

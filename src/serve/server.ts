@@ -1,9 +1,12 @@
 /** Starts the whole server (registry, service core, REST and gRPC) and shuts it down gracefully. */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import { JobManager } from '../finetune/manager';
+import { lockRepository } from '../artifacts/repository-lock';
 import { ModelRegistry } from '../runtime/model-registry';
+import { RepositoryWatcher } from '../runtime/repository-watch';
 import type { ServeConfig } from './config';
 import { startGrpcServer, type GrpcServer } from './grpc-server';
 import { ServeMetrics } from './metrics';
@@ -14,6 +17,8 @@ import { InferenceService } from './service';
 export interface RunningServer {
   service: InferenceService;
   metrics: ServeMetrics;
+  /** Fine-tuning jobs, where the server runs them. */
+  finetune?: JobManager;
   httpPort: number;
   grpcPort?: number;
   /** Readiness off, stop accepting, wait for in-flight calls (up to the timeout), release everything. */
@@ -55,13 +60,21 @@ export async function startServer(config: ServeConfig, log: Logger = createLogge
     observe: (model, version) => metrics.batchObserver(model, version),
   });
   const service = new InferenceService(registry, config, metrics);
+  // A server that may write to the repository holds its lock first: recovery must never run on another server's live jobs.
+  const writes = config.finetune !== undefined && !config.readOnly;
+  const lock = writes ? await lockRepository(config.models) : undefined;
   // Recovery of interrupted fine-tuning jobs fixes the serving pointers before any model loads.
-  const finetune = config.finetune ? await openFinetune(config, registry, log) : undefined;
+  const finetune = writes ? await openFinetune(config, registry, log).catch(async (e) => {
+    await lock?.release();
+    throw e;
+  }) : undefined;
+  const watcher = config.readOnly ? new RepositoryWatcher(registry, config.watchIntervalMs, (message) => log.info(message)) : undefined;
   const app = createRestApp(service, metrics, config, log, finetune);
   const fast = fastInferPath(service, config, log);
   const httpServer = http.createServer((req, res) => fast(req, res) || app(req, res));
   // Behind load balancers idle connections must outlive theirs (often 60 s).
   httpServer.keepAliveTimeout = 65_000;
+  httpServer.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(config.httpPort, config.host, () => resolve());
@@ -70,14 +83,17 @@ export async function startServer(config: ServeConfig, log: Logger = createLogge
   let grpc: GrpcServer | undefined;
   try {
     if (config.grpcPort !== undefined) grpc = await startGrpcServer(service, config, config.grpcPort, finetune, (message) => log.error(message));
-    log.info({ http: httpPort, grpc: grpc?.port, models: config.models, device: config.device }, 'listening; loading models');
+    log.info({ http: httpPort, grpc: grpc?.port, models: config.models, device: config.device, readOnly: config.readOnly }, 'listening; loading models');
     await registry.loadAll();
+    await watcher?.start();
   } catch (e) {
     grpc?.server.forceShutdown();
     httpServer.closeAllConnections();
     httpServer.close();
+    await watcher?.stop();
     await finetune?.close();
     await registry.close();
+    await lock?.release();
     throw e;
   }
   if (registry.names.length === 0) log.warn({ models: config.models }, 'the model repository is empty; nothing to serve');
@@ -100,11 +116,41 @@ export async function startServer(config: ServeConfig, log: Logger = createLogge
       clearTimeout(timer);
       grpc?.server.forceShutdown();
       httpServer.closeAllConnections();
+      await watcher?.stop();
       await finetune?.close();
       await registry.close();
+      await lock?.release();
       log.info({ drained, abandoned: service.inflightCount }, drained ? 'drained; stopped' : 'drain timed out; stopped');
       return { drained };
     })());
 
-  return { service, metrics, httpPort, grpcPort: grpc?.port, drain };
+  return { service, metrics, finetune, httpPort, grpcPort: grpc?.port, drain };
+}
+
+const CLIENT_ERROR_STATUS: Readonly<Record<string, string>> = Object.freeze({
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  HPE_URI_TOO_LONG: '414 URI Too Long',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+});
+
+/**
+ * A request node:http could not parse (a header past its limit, a malformed request line). Node's
+ * own answer destroys the socket with the request still arriving, and the client then often sees a
+ * reset instead of the answer: answer, then read and drop the rest for a moment before closing.
+ */
+const answeredSockets = new WeakSet<Duplex>();
+
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // node:http reports the parse error again for data it had already buffered.
+  if (answeredSockets.has(socket)) return;
+  if (error.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  answeredSockets.add(socket);
+  const status = CLIENT_ERROR_STATUS[error.code ?? ''] ?? '400 Bad Request';
+  const body = JSON.stringify({ error: `the HTTP request could not be read: ${status.slice(4)}` });
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  // The parser would fail again on every further chunk: stop feeding it, and drop what still arrives.
+  socket.removeAllListeners('data');
+  socket.on('error', () => {});
+  socket.resume();
+  setTimeout(() => socket.destroy(), 2000).unref();
 }

@@ -235,6 +235,10 @@ export class InferenceService {
     const lease = this.lease(request.model || this.defaultModel(), request.version);
     try {
       const model = lease.model;
+      const classes = model.manifest.labels.length;
+      if (request.topK !== undefined && request.topK > classes) {
+        throw invalid(`top_k must be at most the model's number of classes (${classes}), got ${request.topK}`);
+      }
       const input = inputSpec(model);
       const prepared = await Promise.all(
         request.images.map((bytes, i) =>

@@ -1,7 +1,10 @@
 /** A training job's configuration: plain data, so it can cross into the trainer worker and into checkpoints. */
+import type { TaskVector } from '../model/tasks';
 import type { OptimizerName } from '../model/optimizers';
+import type { MonitorName } from './monitors';
+import type { ScheduleName } from './schedules';
 import type { ModelSpec } from '../model/spec';
-import type { Device } from '../runtime/session';
+import type { Device } from '../runtime/execution-providers';
 
 export type DataConfig =
   | {
@@ -24,7 +27,6 @@ export type DataConfig =
     };
 
 export type Weighting = 'static' | 'dwa';
-export type Monitor = 'val_loss' | 'detection';
 
 export interface TrainConfig {
   spec: ModelSpec;
@@ -34,12 +36,12 @@ export interface TrainConfig {
   batchSize: number;
   lr: number;
   /** Cosine decay to lr·0.01 over the run, or a constant rate. */
-  schedule: 'cosine' | 'constant';
+  schedule: ScheduleName;
   optimizer: OptimizerName;
   weightDecay: number;
   /** Clip by global gradient norm; 0 disables. */
   clipNorm: number;
-  taskWeights: [number, number, number];
+  taskWeights: TaskVector;
   weighting: Weighting;
   seed: number;
   device: Device;
@@ -54,7 +56,7 @@ export interface TrainConfig {
   freezeTrunk: boolean;
   /** Stop after this many epochs without improvement of `monitor`; 0 disables. */
   patience: number;
-  monitor: Monitor;
+  monitor: MonitorName;
   /** Stop after this many steps in total (for quick runs and tests); 0 means no limit. */
   maxSteps: number;
   name?: string;

@@ -10,22 +10,29 @@ import { readManifest } from '../artifacts/manifest';
 import { encodeModel } from '../onnx/serialize';
 import { builtinSpec, FASHION_LABELS, parseSpec, type ModelSpec } from '../model/spec';
 import { batchFeeds, paramFeeds } from '../testing/batches';
+import { writeTrainingFixture } from '../testing/fashion-mnist';
 import { DEFAULTS, type TrainConfig } from './config';
-import { TrainJob, type DoneMessage, type StepMessage } from './job';
+import { TrainJob, type TrainDone } from './job';
+import type { StepProgress } from './protocol';
 import { BatchMaker, loadSources } from './sources';
 
 /** The tiny architecture with FashionLoc's 10 classes. */
 const spec: ModelSpec = parseSpec({ ...builtinSpec('tiny'), name: 'tiny10', heads: { classification: { labels: FASHION_LABELS }, detection: {}, box: {} } });
 
 let root: string;
-beforeAll(() => (root = mkdtempSync(path.join(os.tmpdir(), 'trident-train-'))));
+/** A small Fashion-MNIST training split made from the committed test split (testing/fashion-mnist). */
+let fashionMnist: string;
+beforeAll(async () => {
+  root = mkdtempSync(path.join(os.tmpdir(), 'trident-train-'));
+  fashionMnist = await writeTrainingFixture(path.join(root, 'fashion-mnist'));
+});
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function config(name: string, overrides: Partial<TrainConfig> = {}): TrainConfig {
   return {
     ...DEFAULTS,
     spec,
-    data: { kind: 'fashionloc', trainCount: 256, valCount: 64 },
+    data: { kind: 'fashionloc', dir: fashionMnist, trainCount: 256, valCount: 64 },
     outDir: path.join(root, name),
     epochs: 2,
     batchSize: 32,
@@ -38,13 +45,13 @@ function config(name: string, overrides: Partial<TrainConfig> = {}): TrainConfig
 
 interface Run {
   job: TrainJob;
-  done: DoneMessage;
-  steps: StepMessage[];
+  done: TrainDone;
+  steps: StepProgress[];
 }
 
-async function run(cfg: TrainConfig, onStep?: (m: StepMessage, job: TrainJob) => void): Promise<Run> {
+async function run(cfg: TrainConfig, onStep?: (m: StepProgress, job: TrainJob) => void): Promise<Run> {
   const job = await TrainJob.start(cfg);
-  const steps: StepMessage[] = [];
+  const steps: StepProgress[] = [];
   job.on('step', (m) => {
     steps.push(m);
     onStep?.(m, job);
@@ -81,7 +88,7 @@ describe('TrainJob on FashionLoc', () => {
     expect(second.trainLoss).toBeLessThan(first.trainLoss);
     expect(second.valLoss).toBeLessThan(first.valLoss);
     expect(first.valLoss).toBeLessThan(steps[0].loss);
-    expect(second.valLosses[1]).toBeLessThan(0.8 * steps[0].taskLosses[1]);
+    expect(second.valLosses.objectness).toBeLessThan(0.8 * steps[0].losses.objectness);
     // Cosine schedule from lr down towards lr·0.01.
     expect(steps[0].lr).toBeCloseTo(1e-2, 10);
     expect(steps[15].lr).toBeLessThan(steps[8].lr);
@@ -111,7 +118,9 @@ describe('TrainJob on FashionLoc', () => {
     // land before or after that epoch's validation, and both resume to the same run.
     const { epoch, index } = ckpt.progress as { epoch: number; index: number };
     const endsEpoch = last.index + 1 === 256 / 32;
-    expect(endsEpoch ? [[last.epoch, last.index + 1], [last.epoch + 1, 0]] : [[last.epoch, last.index + 1]]).toContainEqual([epoch, index]);
+    // Progress events count epochs from 1, the checkpoint's position from 0.
+    const at = last.epoch - 1;
+    expect(endsEpoch ? [[at, last.index + 1], [at + 1, 0]] : [[at, last.index + 1]]).toContainEqual([epoch, index]);
     expect(existsSync(path.join(stopped.done.outDir, FILES.manifest))).toBe(false);
 
     const resumed = await run(config('resumed', { resume: true }));
@@ -135,12 +144,13 @@ describe('TrainJob on FashionLoc', () => {
 
   it('with DWA task weighting, a stop in the third epoch and resume also equal the uninterrupted run', async () => {
     const dwa = (name: string, extra: Partial<TrainConfig> = {}) =>
-      config(name, { data: { kind: 'fashionloc', trainCount: 192, valCount: 32 }, epochs: 3, weighting: 'dwa', augment: true, ...extra });
+      config(name, { data: { kind: 'fashionloc', dir: fashionMnist, trainCount: 192, valCount: 32 }, epochs: 3, weighting: 'dwa', augment: true, ...extra });
     const whole = await run(dwa('dwa-straight'));
     expect(whole.steps).toHaveLength(18);
     // DWA changes λ from the third epoch on (it needs two epochs of losses).
-    expect(whole.done.epochs[1].taskWeights).toEqual([1, 1, 1]);
-    expect(whole.done.epochs[2].taskWeights).not.toEqual([1, 1, 1]);
+    const equal = { classification: 1, objectness: 1, box: 1 };
+    expect(whole.done.epochs[1].taskWeights).toEqual(equal);
+    expect(whole.done.epochs[2].taskWeights).not.toEqual(equal);
     // Batches are requested three steps ahead, so a stop sent at step 13 of 18 lands before the
     // batch of step 17 and the run always stops inside the third epoch.
     const stopped = await run(dwa('dwa-resumed'), (m, job) => {
@@ -184,7 +194,7 @@ describe('TrainJob on FashionLoc', () => {
 
   it('stops early when the monitored validation loss has not improved for `patience` epochs', async () => {
     // lr 0: the weights never change, so the validation loss never improves after the first epoch.
-    const flat = await run(config('early', { data: { kind: 'fashionloc', trainCount: 64, valCount: 32 }, epochs: 6, lr: 0, patience: 2 }));
+    const flat = await run(config('early', { data: { kind: 'fashionloc', dir: fashionMnist, trainCount: 64, valCount: 32 }, epochs: 6, lr: 0, patience: 2 }));
     expect(flat.done.reason).toBe('early_stop');
     expect(flat.done.epochs).toHaveLength(3);
     expect(new Set(flat.done.epochs.map((e) => e.valLoss)).size).toBe(1);

@@ -1,33 +1,38 @@
 /**
  * A training job: loads the data on this thread, starts the trainer worker, answers its batch
- * requests and relays its progress. The CLI and the server both run training through this.
+ * requests and relays its progress unchanged. The CLI and the server both run training through this.
  */
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import type { Batch } from '../data/dataset';
-import { stopWorker } from '../runtime/worker-exit';
+import { WorkerChannel } from '../runtime/worker-channel';
 import type { TrainConfig } from './config';
-import type { FromWorker, ToWorker } from './protocol';
+import type { EpochReport, StepProgress, TrainReady } from './progress';
+import type { FromWorker, StopReason, ToWorker } from './protocol';
+
+export type { TrainReady };
 import { BatchMaker, loadSources, type DataSources } from './sources';
 
-export type DoneMessage = Extract<FromWorker, { type: 'done' }>;
-export type StepMessage = Extract<FromWorker, { type: 'step' }>;
-export type EpochMessage = Extract<FromWorker, { type: 'epoch' }>;
-export type ReadyMessage = Extract<FromWorker, { type: 'ready' }>;
+export interface TrainDone {
+  reason: StopReason;
+  epochs: EpochReport[];
+  outDir: string;
+}
 
 export interface TrainJobEvents {
-  ready: [ReadyMessage & { stepsPerEpoch: number; trainSamples: number; valSamples: number }];
-  step: [StepMessage & { imagesPerSecond: number }];
-  epoch: [EpochMessage];
-  checkpoint: [Extract<FromWorker, { type: 'checkpoint' }>];
+  ready: [TrainReady];
+  step: [StepProgress];
+  epoch: [EpochReport];
+  checkpoint: [{ file: string; epoch: number; index: number }];
   warning: [string];
 }
 
+const TRAINER_SCRIPT = path.join(__dirname, 'worker.js');
+
 export class TrainJob extends EventEmitter<TrainJobEvents> {
-  readonly done: Promise<DoneMessage>;
-  private worker?: Worker;
+  readonly done: Promise<TrainDone>;
+  private readonly channel: WorkerChannel<ToWorker, FromWorker>;
   private stopping = false;
 
   private constructor(
@@ -36,7 +41,19 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
     readonly sources: DataSources,
   ) {
     super();
-    this.done = new Promise((resolve, reject) => this.launch(resolve, reject));
+    let resolve!: (done: TrainDone) => void;
+    let reject!: (error: Error) => void;
+    this.done = new Promise((res, rej) => ((resolve = res), (reject = rej)));
+    this.channel = new WorkerChannel<ToWorker, FromWorker>(
+      TRAINER_SCRIPT,
+      {
+        message: (m) => this.receive(m, resolve, (e) => this.fail(e, reject)),
+        failed: reject,
+      },
+      {},
+      'the trainer worker',
+    );
+    this.channel.send({ type: 'start', config, stepsPerEpoch: maker.stepsPerEpoch, valBatches: maker.valBatches });
   }
 
   /** Loads the data (errors surface here, before any training) and starts the worker. */
@@ -57,72 +74,46 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
   stop(): void {
     if (this.stopping) return;
     this.stopping = true;
-    this.send({ type: 'stop' });
+    this.channel.send({ type: 'stop' });
   }
 
   /** Ends the worker after its current step, without a checkpoint; for shutdown paths. */
   async kill(): Promise<void> {
-    if (this.worker) await stopWorker(this.worker);
+    await this.channel.stop();
   }
 
-  private send(message: ToWorker, transfer: ArrayBuffer[] = []): void {
-    this.worker?.postMessage(message, transfer);
+  private fail(error: Error, reject: (error: Error) => void): void {
+    if (!this.channel.settle()) return;
+    void this.channel.stop();
+    reject(error);
   }
 
-  private launch(resolve: (m: DoneMessage) => void, reject: (e: Error) => void): void {
-    const worker = new Worker(path.join(__dirname, 'worker.js'));
-    this.worker = worker;
-    let settled = false;
-    const fail = (e: Error) => {
-      if (settled) return;
-      settled = true;
-      void stopWorker(worker);
-      reject(e);
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`trainer worker exited with code ${code} before finishing`)));
-    worker.on('message', (m: FromWorker) => {
-      switch (m.type) {
-        case 'need': {
-          let batch: Batch;
-          try {
-            batch = m.kind === 'train' ? this.maker.train(m.epoch, m.index) : this.maker.val(m.index);
-          } catch (e) {
-            fail(e as Error);
-            return;
-          }
-          const buffers = [batch.images.buffer, batch.labels.buffer, batch.objectness.buffer, batch.boxes.buffer, batch.mask.buffer] as ArrayBuffer[];
-          this.send({ type: 'batch', kind: m.kind, epoch: m.epoch, index: m.index, batch }, buffers);
-          break;
+  private receive(m: FromWorker, resolve: (done: TrainDone) => void, fail: (error: Error) => void): void {
+    switch (m.type) {
+      case 'need': {
+        let batch: Batch;
+        try {
+          batch = m.kind === 'train' ? this.maker.train(m.epoch, m.index) : this.maker.val(m.index);
+        } catch (e) {
+          return fail(e as Error);
         }
-        case 'ready':
-          this.emit('ready', {
-            ...m,
-            stepsPerEpoch: this.maker.stepsPerEpoch,
-            trainSamples: this.sources.train.length,
-            valSamples: this.sources.val.length,
-          });
-          break;
-        case 'step': {
-          this.emit('step', { ...m, imagesPerSecond: (this.config.batchSize * 1000) / Math.max(m.wallMs, 1e-3) });
-          break;
-        }
-        case 'epoch':
-          this.emit('epoch', m);
-          break;
-        case 'checkpoint':
-          this.emit('checkpoint', m);
-          break;
-        case 'error':
-          fail(new Error(m.message));
-          break;
-        case 'done':
-          settled = true;
-          void stopWorker(worker);
-          resolve(m);
-          break;
+        const buffers = [batch.images.buffer, batch.labels.buffer, batch.objectness.buffer, batch.boxes.buffer, batch.mask.buffer] as ArrayBuffer[];
+        return this.channel.send({ type: 'batch', kind: m.kind, epoch: m.epoch, index: m.index, batch }, buffers);
       }
-    });
-    this.send({ type: 'start', config: this.config, stepsPerEpoch: this.maker.stepsPerEpoch, valBatches: this.maker.valBatches });
+      case 'ready':
+        return void this.emit('ready', { ...m.ready, trainSamples: this.sources.train.length, valSamples: this.sources.val.length });
+      case 'step':
+        return void this.emit('step', m.step);
+      case 'epoch':
+        return void this.emit('epoch', m.epoch);
+      case 'checkpoint':
+        return void this.emit('checkpoint', { file: m.file, epoch: m.epoch, index: m.index });
+      case 'error':
+        return fail(new Error(m.message));
+      case 'done':
+        this.channel.settle();
+        void this.channel.stop();
+        return resolve({ reason: m.reason, epochs: m.epochs, outDir: m.outDir });
+    }
   }
 }

@@ -1,5 +1,6 @@
 /** Training and validation datasets from a DataConfig, and deterministic batches from them. */
 import { loadAnnotatedDataset, type AnnotationReport } from '../data/annotations';
+import { splitSamples } from '../data/batch';
 import { annotatedDataset, augmented, collate, epochOrder, fashionLocDataset, type Batch, type Dataset, type Sample } from '../data/dataset';
 import { loadFashionMnistSplit } from '../data/idx';
 import type { ModelSpec } from '../model/spec';
@@ -9,16 +10,6 @@ export interface DataSources {
   train: Dataset;
   val: Dataset;
   report?: AnnotationReport;
-}
-
-/** Splits loaded samples into train and validation shares, deterministically from the seed. */
-function splitSamples(samples: readonly Sample[], valShare: number, seed: number): { train: Sample[]; val: Sample[] } {
-  const order = epochOrder(samples.length, seed, -1);
-  const valCount = samples.length > 1 ? Math.min(samples.length - 1, Math.max(valShare > 0 ? 1 : 0, Math.round(samples.length * valShare))) : 0;
-  const val: Sample[] = [];
-  const train: Sample[] = [];
-  order.forEach((idx, k) => (k < valCount ? val : train).push(samples[idx]));
-  return { train, val };
 }
 
 export async function loadSources(spec: ModelSpec, data: DataConfig, seed: number, warn?: (line: string) => void): Promise<DataSources> {

@@ -23,7 +23,7 @@ import { loadCheckpoint } from '../../artifacts/checkpoint';
 import { fashionLocDataset } from '../../data/dataset';
 import { exportFashionLoc } from '../../data/export';
 import { FASHIONLOC_EVAL_SEED } from '../../data/fashionloc';
-import { findFashionMnistDir, loadFashionMnist, loadFashionMnistSplit } from '../../data/idx';
+import { findFashionMnistDir, loadFashionMnistSplit } from '../../data/idx';
 import { DEFAULT_OPTIMIZER } from '../../model/optimizers';
 import { initParams } from '../../model/params';
 import { builtinSpec, type ModelSpec } from '../../model/spec';
@@ -275,11 +275,11 @@ async function train(args: Args): Promise<void> {
     const spec = builtinSpec('fashionloc');
     let dataDir: string | undefined;
     try {
-      dataDir = findFashionMnistDir(process.env.TRIDENT_FASHION_MNIST_TRAIN);
+      dataDir = findFashionMnistDir('train', process.env.TRIDENT_FASHION_MNIST_TRAIN);
     } catch {
-      dataDir = undefined;
+      dataDir = undefined; // no training split here: the throughput run below
     }
-    const real = !args.quick && !!dataDir && readdirSync(dataDir).some((f) => f.startsWith('train-images-idx3-ubyte'));
+    const real = !args.quick && !!dataDir;
     let data: Parameters<typeof TrainJob.start>[0]['data'];
     let mode: string;
     if (real) {
@@ -318,7 +318,7 @@ async function train(args: Args): Promise<void> {
     const done = await job.done;
     clearTimeout(timer);
     const result: Record<string, unknown> = { mode, spec: spec.name, batch, provider, seconds: args.seconds, steps, imagesPerSecond: rates.length ? median(rates) : null, reason: done.reason, epochs: done.epochs.length };
-    if (real) result.trained = await exportTrained(args, spec, path.join(work, 'model'), dataDir!);
+    if (real) result.trained = await exportTrained(args, spec, path.join(work, 'model'));
     save(args, 'train', result);
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -326,11 +326,11 @@ async function train(args: Args): Promise<void> {
 }
 
 /** The stopped run's checkpoint as a model folder, its FashionLoc test metrics, and the folder packed into OUT. */
-async function exportTrained(args: Args, spec: ModelSpec, trainDir: string, dataDir: string): Promise<unknown> {
+async function exportTrained(args: Args, spec: ModelSpec, trainDir: string): Promise<unknown> {
   const dir = path.join(trainDir, 'export', 'fashionloc', 'gpu');
   const checkpoint = await loadCheckpoint(path.join(trainDir, 'checkpoint.safetensors'));
   await exportModel({ spec, outDir: dir, checkpoint, training: false, name: 'fashionloc', lineage: { from: 'models/fashionloc/1', trainedOn: args.device } });
-  const test = fashionLocDataset(await loadFashionMnist(dataDir), spec.input, 'test', { seed: FASHIONLOC_EVAL_SEED, count: 10_000 });
+  const test = fashionLocDataset({ test: await loadFashionMnistSplit('test') }, spec.input, 'test', { seed: FASHIONLOC_EVAL_SEED, count: 10_000 });
   const { metrics } = await evaluateModel(dir, test, { device: args.device });
   if (args.out) spawnSync('sh', ['-c', `tar -C "${path.dirname(dir)}" -cf - gpu | xz -6 > "${path.join(args.out, 'model.tar.xz')}"`]);
   return { metrics, packed: args.out ? 'model.tar.xz' : null };

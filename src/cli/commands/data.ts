@@ -3,7 +3,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { exportFashionLoc } from '../../data/export';
 import { FASHIONLOC_SPLITS, type FashionLocSplit } from '../../data/fashionloc';
-import { FASHION_MNIST_ENV, loadFashionMnistSplit } from '../../data/idx';
+import { downloadFashionMnist, FASHION_MNIST_MIRRORS } from '../../data/download';
+import { FASHION_MNIST_ENV, FASHION_MNIST_REPO_DIR, FASHION_MNIST_SYSTEM_DIR, loadFashionMnistSplit } from '../../data/idx';
 
 function integer(min: number) {
   return (value: string): number => {
@@ -50,7 +51,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed; sample i is a pure function of (seed, split, i)', integer(Number.MIN_SAFE_INTEGER), 0)
     .option('--size <px>', 'canvas side in pixels', integer(8), 64)
     .option('--p <prob>', 'probability that a sample holds an item', probability, 0.8)
-    .option('--fashion-mnist <dir>', `folder with the Fashion-MNIST IDX files (default: $${FASHION_MNIST_ENV}, ../shared/datasets/fashion-mnist, /usr/share/datasets/fashion-mnist)`)
+    .option('--fashion-mnist <dir>', `folder with the Fashion-MNIST IDX files (default, per split: $${FASHION_MNIST_ENV}, ${FASHION_MNIST_REPO_DIR}, ${FASHION_MNIST_SYSTEM_DIR})`)
     .addHelpText('after', '\nExample:\n  trident data fashionloc --out data/fl-val --count 1000 --split val --seed 7\n')
     .action(async (opts: FashionLocCommandOptions) => {
       const sourceSplit = opts.split === 'test' ? 'test' : 'train';
@@ -76,5 +77,24 @@ export function register(program: Command): void {
       process.stdout.write(
         `wrote ${result.written} samples (${result.withObject} with an item, ${result.written - result.withObject} without) and ${result.annotations}\n`,
       );
+    });
+
+  data
+    .command('download')
+    .description(`fetch the Fashion-MNIST files a folder lacks (the repository carries only the test split), each checked by the sha256 of its content`)
+    .argument('<dataset>', 'fashion-mnist', (value: string) => {
+      if (value !== 'fashion-mnist') throw new InvalidArgumentError(`the only downloadable data set is fashion-mnist, got "${value}"`);
+      return value;
+    })
+    .option('--out <dir>', 'folder to complete', FASHION_MNIST_REPO_DIR)
+    .option('--mirror <url-or-dir>', `where to fetch from: a URL or a local folder such as ${FASHION_MNIST_SYSTEM_DIR} (default: ${FASHION_MNIST_MIRRORS.join(', then ')})`)
+    .action(async (_dataset: string, opts: { out: string; mirror?: string }) => {
+      const files = await downloadFashionMnist({
+        out: opts.out,
+        mirrors: opts.mirror ? [opts.mirror] : FASHION_MNIST_MIRRORS,
+        onProgress: (line) => process.stdout.write(`${line}\n`),
+      });
+      const fetched = files.filter((f) => f.status !== 'present').length;
+      process.stdout.write(`Fashion-MNIST is complete in ${opts.out} (${fetched} of ${files.length} files fetched)\n`);
     });
 }

@@ -3,7 +3,7 @@ import { readManifest, writeManifest } from '../../artifacts/manifest';
 import { annotationsFileOf, loadAnnotatedDataset } from '../../data/annotations';
 import { annotatedDataset, fashionLocDataset, type Dataset } from '../../data/dataset';
 import { FASHIONLOC_EVAL_SEED, type FashionLocSplit } from '../../data/fashionloc';
-import { loadFashionMnist } from '../../data/idx';
+import { loadFashionMnistSplit } from '../../data/idx';
 import { deviceHelp, parseDevice } from '../../runtime/execution-providers';
 import { evaluateModel } from '../../train/evaluate';
 import { parseNumber, table } from '../format';
@@ -32,7 +32,9 @@ export function register(program: Command): void {
       if (opts.data === 'fashion-mnist' || opts.data === 'fashionloc') {
         const split = opts.split as FashionLocSplit;
         if (!['train', 'val', 'test'].includes(split)) throw new Error(`--split must be train, val or test, got ${opts.split}`);
-        const source = await loadFashionMnist(opts.fashionMnist);
+        // FashionLoc's test canvases come from Fashion-MNIST's test split; train and val from its training split.
+        const sourceSplit = split === 'test' ? 'test' : 'train';
+        const source = { [sourceSplit]: await loadFashionMnistSplit(sourceSplit, opts.fashionMnist) };
         dataset = fashionLocDataset(source, manifest.spec.input, split, {
           seed: parseNumber(opts.seed, '--seed', { integer: true }),
           count: parseNumber(opts.count, '--count', { integer: true, min: 1 }),

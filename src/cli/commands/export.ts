@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { loadCheckpoint } from '../../artifacts/checkpoint';
 import { checkpointFileOf, exportModel } from '../../artifacts/export';
 import { readManifest } from '../../artifacts/manifest';
-import { parseOptimizer } from '../../model/optimizers';
+import { OPTIMIZERS, parseOptimizer } from '../../model/optimizers';
+import { describeChoices } from '../../text/choices';
 import { builtinSpec, parseSpec, type ModelSpec, BUILTIN_SPECS } from '../../model/spec';
 
 /** A built-in architecture name or a path to a JSON spec file. */
@@ -35,7 +36,7 @@ export function register(program: Command): void {
     .option('--arch <name|spec.json>', `architecture: ${Object.keys(BUILTIN_SPECS).join(', ')} or a JSON spec file`)
     .option('--from <model|checkpoint>', 're-export from a model folder or a checkpoint.safetensors (metrics and lineage carry over from a folder)')
     .requiredOption('--out <dir>', 'output folder')
-    .option('--optimizer <name>', 'sgd, adam or adamw', 'adam')
+    .option('--optimizer <name>', describeChoices(OPTIMIZERS), 'adam')
     .option('--seed <n>', 'initialisation seed', '0')
     .option('--no-training', 'write only infer.onnx, the checkpoint and the manifest')
     .option('--weights-only', 'leave the optimizer state out of the checkpoint (a smaller file to ship)')

@@ -5,8 +5,10 @@
 import { existsSync, openAsBlob, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { OPTIMIZERS } from '../../model/optimizers';
+import { describeChoices } from '../../text/choices';
 import cliProgress from 'cli-progress';
-import type { Decision, EpochReport, Evaluation, JobRecord, MetricsPair, ReadyInfo, StepInfo } from '../../finetune/record';
+import type { Decision, EpochReport, Evaluation, JobRecord, MetricsPair, StepProgress, TrainReady } from '../../finetune/record';
 import { readSseEvents } from '../../serve/sse';
 import { formatNumber, parseNumber, parseTaskWeights, table } from '../format';
 import { annotationsFileOf } from '../../data/annotations';
@@ -43,7 +45,7 @@ export function register(program: Command): void {
     .option('--steps <n>', 'total steps instead of epochs')
     .option('--batch <n>', 'batch size')
     .option('--lr <rate>', 'peak learning rate')
-    .option('--optimizer <name>', 'adam, adamw or sgd')
+    .option('--optimizer <name>', describeChoices(OPTIMIZERS))
     .option('--task-weights <cls,det,box>', 'loss weights')
     .option('--freeze-trunk', 'train only the heads')
     .option('--val-share <share>', 'share of the samples held out for validation and the promotion gate')
@@ -135,8 +137,8 @@ async function createJob(server: string, model: string, upload: Awaited<ReturnTy
 
 interface Reporter {
   snapshot(job: JobRecord): void;
-  ready(ready: ReadyInfo): void;
-  step(step: StepInfo): void;
+  ready(ready: TrainReady): void;
+  step(step: StepProgress): void;
   epoch(epoch: EpochReport): void;
   state(state: string): void;
   warning(message: string): void;

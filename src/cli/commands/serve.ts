@@ -31,6 +31,8 @@ interface ServeFlags {
   drainTimeout: string;
   logLevel: string;
   finetune: boolean;
+  readOnly?: boolean;
+  watchInterval: string;
   finetuneApiKey: string[];
   finetuneAuth: boolean;
   finetuneDataFolder: string[];
@@ -88,7 +90,9 @@ function toConfig(flags: ServeFlags): ServeConfig {
     apiKeys: [...flags.apiKey, ...envKeys],
     authDisabled: !flags.auth,
     drainTimeoutMs: parseNumber(flags.drainTimeout, '--drain-timeout', { min: 0 }) * 1000,
-    finetune: finetuneFlags(flags),
+    finetune: flags.readOnly ? undefined : finetuneFlags(flags),
+    readOnly: flags.readOnly === true,
+    watchIntervalMs: parseNumber(flags.watchInterval, '--watch-interval', { min: 0.05 }) * 1000,
   });
 }
 
@@ -122,6 +126,8 @@ export function register(program: Command): void {
     .option('--drain-timeout <s>', 'on SIGTERM, how long to wait for in-flight requests', String(d.drainTimeoutMs / 1000))
     .option('--log-level <level>', 'pino log level', process.env.LOG_LEVEL ?? 'info')
     .option('--no-finetune', 'turn off fine-tuning through the server')
+    .option('--read-only', 'a replica on a shared repository: no fine-tuning, no writes; picks up versions other servers promote')
+    .option('--watch-interval <s>', 'with --read-only, how often to look for new versions', String(d.watchIntervalMs / 1000))
     .option('--finetune-api-key <key>', 'key for fine-tuning jobs, uploads and rollback (repeatable; also TRIDENT_FINETUNE_API_KEYS)', (v: string, all: string[]) => [...all, v], [])
     .option('--no-finetune-auth', 'allow fine-tuning without a key')
     .option('--finetune-data-folder <dir>', 'a folder of labelled data that jobs may name instead of uploading (repeatable)', (v: string, all: string[]) => [...all, v], [])

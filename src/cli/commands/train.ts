@@ -3,7 +3,10 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { loadCheckpoint, specDifference } from '../../artifacts/checkpoint';
 import { checkpointFileOf, FILES } from '../../artifacts/export';
-import { parseOptimizer } from '../../model/optimizers';
+import { OPTIMIZERS, parseOptimizer } from '../../model/optimizers';
+import { chooseName, describeChoices } from '../../text/choices';
+import { LR_SCHEDULES } from '../../train/schedules';
+import { MONITORS } from '../../train/monitors';
 import type { ModelSpec } from '../../model/spec';
 import type { Metrics } from '../../runtime/metrics';
 import { deviceHelp, parseDevice } from '../../runtime/execution-providers';
@@ -65,8 +68,8 @@ export function register(program: Command): void {
     .option('--epochs <n>', 'epochs', String(DEFAULTS.epochs))
     .option('--batch <n>', 'batch size', String(DEFAULTS.batchSize))
     .option('--lr <rate>', 'peak learning rate', String(DEFAULTS.lr))
-    .option('--schedule <kind>', 'cosine or constant learning rate', DEFAULTS.schedule)
-    .option('--optimizer <name>', 'adam, adamw or sgd', DEFAULTS.optimizer)
+    .option('--schedule <kind>', `learning-rate schedule: ${describeChoices(LR_SCHEDULES)}`, DEFAULTS.schedule)
+    .option('--optimizer <name>', describeChoices(OPTIMIZERS), DEFAULTS.optimizer)
     .option('--weight-decay <w>', 'weight decay (L2 for sgd/adam, decoupled for adamw)', String(DEFAULTS.weightDecay))
     .option('--clip-norm <n>', 'clip gradients by global norm (0: off)', String(DEFAULTS.clipNorm))
     .option('--task-weights <cls,det,box>', 'loss weights λ', DEFAULTS.taskWeights.join(','))
@@ -78,7 +81,7 @@ export function register(program: Command): void {
     .option('--from <model>', 'fine-tune from a model folder or checkpoint')
     .option('--freeze-trunk', 'train only the heads')
     .option('--patience <n>', 'early stopping: epochs without improvement (0: off)', '0')
-    .option('--monitor <metric>', 'val_loss or detection', DEFAULTS.monitor)
+    .option('--monitor <metric>', `what early stopping watches: ${describeChoices(MONITORS)}`, DEFAULTS.monitor)
     .option('--max-steps <n>', 'stop after this many steps (0: no limit)', '0')
     .option('--no-augment', 'no flips or brightness jitter')
     .option('--train-count <n>', 'FashionLoc training samples per epoch (default: all 55000)')
@@ -98,7 +101,7 @@ export function register(program: Command): void {
         epochs: parseNumber(opts.epochs, '--epochs', { integer: true, min: 1 }),
         batchSize: parseNumber(opts.batch, '--batch', { integer: true, min: 1 }),
         lr: parseNumber(opts.lr, '--lr', { min: 0 }),
-        schedule: opts.schedule === 'constant' ? 'constant' : opts.schedule === 'cosine' ? 'cosine' : (() => { throw new Error(`--schedule must be cosine or constant`); })(),
+        schedule: chooseName(LR_SCHEDULES, opts.schedule, 'learning-rate schedule (--schedule)'),
         optimizer: parseOptimizer(opts.optimizer),
         weightDecay: parseNumber(opts.weightDecay, '--weight-decay', { min: 0 }),
         clipNorm: parseNumber(opts.clipNorm, '--clip-norm', { min: 0 }),
@@ -112,7 +115,7 @@ export function register(program: Command): void {
         from: opts.from,
         freezeTrunk: !!opts.freezeTrunk,
         patience: parseNumber(opts.patience, '--patience', { integer: true, min: 0 }),
-        monitor: opts.monitor === 'detection' ? 'detection' : 'val_loss',
+        monitor: chooseName(MONITORS, opts.monitor, 'early-stopping monitor (--monitor)'),
         maxSteps: parseNumber(opts.maxSteps, '--max-steps', { integer: true, min: 0 }),
         name: path.basename(path.dirname(path.resolve(opts.out))),
       };
@@ -141,7 +144,7 @@ export async function runTraining(config: TrainConfig, json: boolean): Promise<v
   job.on('ready', (m) => {
     stepsPerEpoch = m.stepsPerEpoch;
     if (json) emit({ event: 'ready', ...m });
-    else out(`training ${config.spec.name} on ${m.provider}: ${m.trainSamples} training / ${m.valSamples} validation samples, ${m.stepsPerEpoch} steps per epoch${m.resumed ? `, resuming at epoch ${m.epoch + 1} step ${m.index + 1}` : ''}`);
+    else out(`training ${config.spec.name} on ${m.provider}: ${m.trainSamples} training / ${m.valSamples} validation samples, ${m.stepsPerEpoch} steps per epoch${m.resumed ? `, resuming at epoch ${m.epoch} step ${m.index + 1}` : ''}`);
   });
   let epochBarFor = -1;
   job.on('step', (m) => {
@@ -150,7 +153,7 @@ export async function runTraining(config: TrainConfig, json: boolean): Promise<v
     if (epochBarFor !== m.epoch) {
       bar?.stop();
       bar = new cliProgress.SingleBar(
-        { format: `epoch ${m.epoch + 1}/${config.epochs} [{bar}] {value}/{total} | {speed} img/s | ETA {eta_formatted} | loss {loss} (cls {cls} det {det} box {box})`, stream: process.stderr },
+        { format: `epoch ${m.epoch}/${m.epochs} [{bar}] {value}/{total} | {speed} img/s | ETA {eta_formatted} | loss {loss} (cls {cls} det {det} box {box})`, stream: process.stderr },
         cliProgress.Presets.shades_classic,
       );
       bar.start(stepsPerEpoch, m.index);
@@ -159,17 +162,17 @@ export async function runTraining(config: TrainConfig, json: boolean): Promise<v
     bar!.update(m.index + 1, {
       speed: m.imagesPerSecond.toFixed(0),
       loss: m.loss.toFixed(3),
-      cls: m.taskLosses[0].toFixed(3),
-      det: m.taskLosses[1].toFixed(3),
-      box: m.taskLosses[2].toFixed(3),
+      cls: m.losses.classification.toFixed(3),
+      det: m.losses.objectness.toFixed(3),
+      box: m.losses.box.toFixed(3),
     });
   });
-  job.on('epoch', ({ summary }) => {
-    if (json) return emit({ event: 'epoch', ...summary });
+  job.on('epoch', (epoch) => {
+    if (json) return emit({ event: 'epoch', ...epoch });
     bar?.stop();
     epochBarFor = -1;
-    out(`\nepoch ${summary.epoch + 1}: train loss ${formatNumber(summary.trainLoss)}, validation loss ${formatNumber(summary.valLoss)} (${summary.seconds.toFixed(1)} s)`);
-    out(table(['validation', 'value'], metricsRows(summary.metrics)));
+    out(`\nepoch ${epoch.epoch}: train loss ${formatNumber(epoch.trainLoss)}, validation loss ${formatNumber(epoch.valLoss)} (${epoch.seconds.toFixed(1)} s)`);
+    out(table(['validation', 'value'], metricsRows(epoch.metrics)));
   });
   job.on('checkpoint', (m) => json && emit({ event: 'checkpoint', ...m }));
   try {

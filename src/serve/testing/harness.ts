@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { makeRepository, type RepositoryModel } from '../../runtime/testing/repository';
 import { serveConfig, type ServeConfig } from '../config';
 import { protos } from '../grpc-common';
+import { fineTuneService } from '../grpc-finetune';
 import { startServer, type RunningServer } from '../server';
 
 export interface TestServer {
@@ -52,10 +53,12 @@ export function grpcClients(address: string) {
     inference: new p.inference.GRPCInferenceService(address, credentials, CLIENT_OPTIONS) as unknown as Client,
     predict: new p.trident.v1.Predict(address, credentials, CLIENT_OPTIONS) as unknown as Client,
     health: new p.grpc.health.v1.Health(address, credentials, CLIENT_OPTIONS) as unknown as Client,
+    finetune: new (fineTuneService())(address, credentials, CLIENT_OPTIONS) as unknown as Client,
     close() {
       this.inference.close();
       this.predict.close();
       this.health.close();
+      this.finetune.close();
     },
   };
 }

@@ -1,0 +1,81 @@
+/**
+ * Memory soak: `trident serve` on the embedded model under wrk load against /predict and /infer at
+ * once, for a long time, with the server's resident memory sampled throughout. After the warm-up,
+ * RSS should stay flat: the script prints the samples and the drift from the first post-warm-up sample.
+ *
+ *   node dist/bench/soak.js [--minutes 10] [--warm-up 60] [--connections 32] [--sample 5]
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { startServeProcess } from '../serve/testing/process';
+import { table } from '../text/table';
+import { runWrk, wrkAvailable, type WrkReport } from './serve-wrk';
+
+const MODELS = path.join(__dirname, '..', '..', 'models');
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+async function bodies(dir: string): Promise<{ image: string; tensor: string; headerLength: number }> {
+  const pixels = Buffer.alloc(64 * 64 * 3);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 31 + ((i / 192) | 0) * 7) & 0xff;
+  const image = path.join(dir, 'image.png');
+  writeFileSync(image, await sharp(pixels, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer());
+  const data = new Float32Array(3 * 64 * 64).map((_, i) => Math.sin(i * 0.01));
+  const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'image', shape: [1, 3, 64, 64], datatype: 'FP32', parameters: { binary_data_size: data.byteLength } }] }));
+  const tensor = path.join(dir, 'infer.bin');
+  writeFileSync(tensor, Buffer.concat([header, Buffer.from(data.buffer)]));
+  return { image, tensor, headerLength: header.length };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { minutes: { type: 'string', default: '10' }, 'warm-up': { type: 'string', default: '60' }, connections: { type: 'string', default: '32' }, sample: { type: 'string', default: '5' } },
+  });
+  if (!wrkAvailable()) throw new Error('wrk is not installed (apt-get install wrk)');
+  const seconds = Math.round(Number(values.minutes) * 60);
+  const warmUp = Number(values['warm-up']);
+  const connections = Number(values.connections);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'trident-soak-'));
+  const files = await bodies(dir);
+  const server = await startServeProcess(MODELS, ['--no-finetune', '--log-level', 'info', '--threads', '0']);
+  const pid = server.child.pid!;
+  const base = `http://127.0.0.1:${server.httpPort}/v2/models/fashionloc`;
+  const samples: { at: number; rss: number }[] = [];
+  const started = Date.now();
+  const sampler = setInterval(() => samples.push({ at: (Date.now() - started) / 1000, rss: rssMiB(pid) }), Number(values.sample) * 1000);
+  samples.push({ at: 0, rss: rssMiB(pid) });
+  console.log(`soak: ${seconds} s of wrk at c=${connections} on /predict and c=${connections} on /infer; RSS sampled every ${values.sample} s; warm-up ${warmUp} s`);
+  let reports: WrkReport[];
+  try {
+    reports = await Promise.all([
+      runWrk({ url: `${base}/predict`, bodyFile: files.image, headers: { 'Content-Type': 'image/png' } }, dir, connections, seconds, undefined),
+      runWrk({ url: `${base}/infer`, bodyFile: files.tensor, headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(files.headerLength) } }, dir, connections, seconds, undefined),
+    ]);
+  } finally {
+    clearInterval(sampler);
+    samples.push({ at: (Date.now() - started) / 1000, rss: rssMiB(pid) });
+    await server.stop();
+  }
+  const afterWarmUp = samples.filter((s) => s.at >= warmUp);
+  const reference = afterWarmUp[0]?.rss ?? samples[0].rss;
+  const rows = samples.filter((_, i) => i % Math.max(1, Math.round(60 / Number(values.sample))) === 0 || i === samples.length - 1).map((s) => [s.at.toFixed(0), s.rss.toFixed(1), s.at >= warmUp ? (((s.rss - reference) / reference) * 100).toFixed(2) : '(warm-up)']);
+  console.log(table(['t (s)', 'RSS (MiB)', 'vs first after warm-up (%)'], rows));
+  const maxDrift = Math.max(...afterWarmUp.map((s) => Math.abs(s.rss - reference) / reference)) * 100;
+  const last = afterWarmUp[afterWarmUp.length - 1]?.rss ?? reference;
+  for (const [name, r] of [['predict', reports[0]], ['infer', reports[1]]] as const) {
+    console.log(`${name}: ${r.requests} requests, ${(r.requests / (r.duration_us / 1e6)).toFixed(0)}/s, ${r.bad_status} non-2xx, ${r.socket_errors} socket errors, p50 ${(r.p50_us / 1000).toFixed(1)} ms, p99 ${(r.p99_us / 1000).toFixed(1)} ms`);
+  }
+  console.log(`RSS after warm-up: first ${reference.toFixed(1)} MiB, last ${last.toFixed(1)} MiB (${(((last - reference) / reference) * 100).toFixed(2)} %), largest deviation ${maxDrift.toFixed(2)} % over ${afterWarmUp.length} samples`);
+  console.log(`flat within 5 %: ${maxDrift <= 5 ? 'yes' : 'NO'}`);
+}
+
+main().catch((e: Error) => {
+  console.error(e.message);
+  process.exitCode = 1;
+});
