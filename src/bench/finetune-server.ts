@@ -5,14 +5,9 @@
  *
  *   node dist/bench/finetune-server.js MODELS DATA_FOLDER SERVING_THREADS JOB_NICE
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import express from 'express';
 import pino from 'pino';
 import { finetuneConfig } from '../finetune/config';
-import { JobManager } from '../finetune/manager';
 import { serveConfig } from '../serve/config';
-import { createFinetuneRouter } from '../serve/finetune-rest';
 import { startServer } from '../serve/server';
 
 export const BENCH_KEY = 'bench-key';
@@ -21,22 +16,22 @@ async function main(): Promise<void> {
   const [models, dataFolder, threads, nice] = process.argv.slice(2);
   const log = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
   const server = await startServer(
-    serveConfig({ models, host: '127.0.0.1', httpPort: 0, grpcPort: undefined, threads: Number(threads), instances: 1, maxBatch: 16 }),
+    serveConfig({
+      models,
+      host: '127.0.0.1',
+      httpPort: 0,
+      grpcPort: undefined,
+      threads: Number(threads),
+      instances: 1,
+      maxBatch: 16,
+      finetune: finetuneConfig({ apiKeys: [BENCH_KEY], dataFolders: [dataFolder], reference: false, nice: Number(nice) }),
+    }),
     log,
   );
-  const { manager } = await JobManager.open({
-    models,
-    config: finetuneConfig({ apiKeys: [BENCH_KEY], dataFolders: [dataFolder], reference: false, nice: Number(nice) }),
-    onServingChanged: (model) => server.service.registry.load(model),
-    log: (message) => log.info(message),
-  });
-  const app = express();
-  app.use(createFinetuneRouter(manager));
-  const finetune = http.createServer(app);
-  await new Promise<void>((resolve) => finetune.listen(0, '127.0.0.1', resolve));
-  process.stdout.write(`${JSON.stringify({ inference: server.httpPort, finetune: (finetune.address() as AddressInfo).port })}\n`);
+  // One server answers both; the two names keep the bench's view of it.
+  process.stdout.write(`${JSON.stringify({ inference: server.httpPort, finetune: server.httpPort })}\n`);
   process.once('SIGTERM', () => {
-    void manager.close().then(() => server.drain(1000)).then(() => process.exit(0));
+    void server.drain(1000).then(() => process.exit(0));
   });
 }
 

@@ -23,7 +23,7 @@ import { exportFashionLoc } from '../data/export';
 import { loadFashionMnistSplit } from '../data/idx';
 import type { StepProgress } from '../finetune/record';
 import { SERVER_NODE_FLAGS } from '../serve/node-flags';
-import { readSseEvents } from '../serve/sse';
+import { readSseEvents } from '../serve/rest/sse';
 import { DEFAULTS } from '../train/config';
 import { TrainJob } from '../train/job';
 import { median } from './train';

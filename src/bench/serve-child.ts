@@ -12,7 +12,7 @@ import pino from 'pino';
 import { createSession, type ProviderName } from '../runtime/session';
 import { serveConfig, type ServeConfig } from '../serve/config';
 import { SERVER_NODE_FLAGS } from '../serve/node-flags';
-import { protos } from '../serve/grpc-common';
+import { protos } from '../serve/grpc/calls';
 import { closedLoop, processCpuMs, type Measurement } from './serve-measure';
 
 export interface LoadShape {

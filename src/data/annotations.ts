@@ -14,7 +14,8 @@ import * as path from 'node:path';
 import type { InputSpec } from '../model/spec';
 import { normaliseAnnotatedBox, parseAnnotationLine } from './annotation-line';
 import type { NormalisedBox, Sample } from './dataset';
-import { ImageError, prepareImage, type Box } from './image';
+import { TridentError } from '../errors';
+import { prepareImage, type Box } from './image';
 
 export const ANNOTATIONS_FILE = 'annotations.jsonl';
 
@@ -199,7 +200,7 @@ async function decodeLine(line: ParsedLine, input: InputSpec, maxPixels: number 
   try {
     prepared = await prepareImage(bytes, input, { maxPixels });
   } catch (error) {
-    if (error instanceof ImageError) return fail(`"${line.file}": ${error.message}`);
+    if (error instanceof TridentError) return fail(`"${line.file}": ${error.message}`);
     throw error;
   }
   const { width, height } = prepared;

@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import type { InputSpec } from '../model/spec';
-import { ImageError, boxToNormalised, boxToPixels, prepareImage, toCHW } from './image';
+import { TridentError } from '../errors';
+import { boxToNormalised, boxToPixels, prepareImage, toCHW } from './image';
 
 const rgbInput: InputSpec = { channels: 3, height: 8, width: 8, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
 const greyInput: InputSpec = { channels: 1, height: 8, width: 8, mean: [0.5], std: [0.5] };
@@ -25,9 +26,9 @@ async function expectImageError(promise: Promise<unknown>, code: string, message
     () => undefined,
     (e: unknown) => e,
   );
-  expect(error).toBeInstanceOf(ImageError);
-  expect((error as ImageError).code).toBe(code);
-  expect((error as ImageError).message).toMatch(message);
+  expect(error).toBeInstanceOf(TridentError);
+  expect((error as TridentError).code).toBe(code);
+  expect((error as TridentError).message).toMatch(message);
 }
 
 describe('prepareImage', () => {
@@ -131,24 +132,24 @@ describe('prepareImage', () => {
   });
 
   describe('errors', () => {
-    it('rejects empty bytes', () => expectImageError(prepareImage(Buffer.alloc(0), rgbInput), 'bad_image', /empty/));
-    it('rejects bytes that are no image', () => expectImageError(prepareImage(Buffer.from('hello, not an image'), rgbInput), 'bad_image', /not an image/));
+    it('rejects empty bytes', () => expectImageError(prepareImage(Buffer.alloc(0), rgbInput), 'invalid_argument', /empty/));
+    it('rejects bytes that are no image', () => expectImageError(prepareImage(Buffer.from('hello, not an image'), rgbInput), 'invalid_argument', /not an image/));
     it('rejects a truncated JPEG', async () => {
       const jpeg = await twoColour(64, 64, (x, y) => (x ^ y) % 3 === 0).jpeg().toBuffer();
-      await expectImageError(prepareImage(jpeg.subarray(0, jpeg.length >> 1), rgbInput), 'bad_image', /truncated or corrupt/);
+      await expectImageError(prepareImage(jpeg.subarray(0, jpeg.length >> 1), rgbInput), 'invalid_argument', /truncated or corrupt/);
     });
     it('rejects a truncated PNG', async () => {
       const png = await twoColour(64, 64, (x, y) => (x ^ y) % 3 === 0).png().toBuffer();
-      await expectImageError(prepareImage(png.subarray(0, png.length >> 1), rgbInput), 'bad_image', /truncated or corrupt/);
+      await expectImageError(prepareImage(png.subarray(0, png.length >> 1), rgbInput), 'invalid_argument', /truncated or corrupt/);
     });
     it('rejects an image over the pixel limit before decoding it', async () => {
       const png = await solid(100, 60, [1, 2, 3]).png().toBuffer();
-      await expectImageError(prepareImage(png, rgbInput, { maxPixels: 5000 }), 'too_large', /100×60 = 6000 pixels, over the limit of 5000/);
+      await expectImageError(prepareImage(png, rgbInput, { maxPixels: 5000 }), 'payload_too_large', /100×60 = 6000 pixels, over the limit of 5000/);
       await expect(prepareImage(png, rgbInput, { maxPixels: 6000 })).resolves.toMatchObject({ width: 100, height: 60 });
     });
     it('rejects formats outside the accepted list', async () => {
       const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
-      await expectImageError(prepareImage(svg, rgbInput), 'unsupported', /unsupported image format 'svg'/);
+      await expectImageError(prepareImage(svg, rgbInput), 'unsupported_media_type', /unsupported image format 'svg'/);
     });
   });
 });

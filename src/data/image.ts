@@ -8,22 +8,11 @@
  * use their first frame.
  */
 import sharp from 'sharp';
+import { TridentError } from '../errors';
 import { normalise } from '../model/pixels';
 import type { InputSpec } from '../model/spec';
 
 export { toCHW } from '../model/pixels';
-
-export type ImageErrorCode = 'bad_image' | 'too_large' | 'unsupported';
-
-export class ImageError extends Error {
-  constructor(
-    readonly code: ImageErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ImageError';
-  }
-}
 
 export interface ImageLimits {
   /** Largest width × height accepted, checked before decoding; default DEFAULT_MAX_PIXELS. */
@@ -47,7 +36,7 @@ const FLATTEN_BACKGROUND = '#ffffff';
 /** Decodes, orients, converts and resizes `bytes` to the model input, normalised C·H·W. */
 export async function prepareImage(bytes: Buffer | Uint8Array, input: InputSpec, limits: ImageLimits = {}): Promise<PreparedImage> {
   const maxPixels = limits.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (bytes.length === 0) throw new ImageError('bad_image', 'empty image: no bytes were given');
+  if (bytes.length === 0) throw new TridentError('invalid_argument', 'empty image: no bytes were given');
   const options: sharp.SharpOptions = { limitInputPixels: maxPixels, failOn: 'truncated' };
   // Header only: the pixel limit is checked against it below, with a clearer message than sharp's.
   const metadata = await sharp(bytes, { ...options, limitInputPixels: false }).metadata().catch((error: unknown) => {
@@ -67,8 +56,8 @@ export async function prepareImage(bytes: Buffer | Uint8Array, input: InputSpec,
       throw decodeError(error);
     });
   if (info.channels !== input.channels || info.width !== input.width || info.height !== input.height) {
-    throw new ImageError(
-      'unsupported',
+    throw new TridentError(
+      'unsupported_media_type',
       `image decoded to ${info.width}×${info.height}×${info.channels}, expected ${input.width}×${input.height}×${input.channels}`,
     );
   }
@@ -77,27 +66,27 @@ export async function prepareImage(bytes: Buffer | Uint8Array, input: InputSpec,
 
 function checkMetadata(metadata: sharp.Metadata, maxPixels: number): void {
   if (!metadata.format || !SUPPORTED_FORMATS.includes(metadata.format)) {
-    throw new ImageError('unsupported', `unsupported image format '${metadata.format}'; accepted: JPEG, PNG, WebP, GIF, TIFF, AVIF`);
+    throw new TridentError('unsupported_media_type', `unsupported image format '${metadata.format}'; accepted: JPEG, PNG, WebP, GIF, TIFF, AVIF`);
   }
   if (metadata.format === 'heif' && metadata.compression !== 'av1') {
-    throw new ImageError('unsupported', `unsupported HEIF compression '${metadata.compression}'; only AVIF (AV1) is accepted`);
+    throw new TridentError('unsupported_media_type', `unsupported HEIF compression '${metadata.compression}'; only AVIF (AV1) is accepted`);
   }
   if (!metadata.width || !metadata.height) {
-    throw new ImageError('bad_image', `image has zero size (${metadata.width ?? 0}×${metadata.height ?? 0})`);
+    throw new TridentError('invalid_argument', `image has zero size (${metadata.width ?? 0}×${metadata.height ?? 0})`);
   }
   if (metadata.width * metadata.height > maxPixels) {
-    throw new ImageError(
-      'too_large',
+    throw new TridentError(
+      'payload_too_large',
       `image is ${metadata.width}×${metadata.height} = ${metadata.width * metadata.height} pixels, over the limit of ${maxPixels}`,
     );
   }
 }
 
-function decodeError(error: unknown): ImageError {
+function decodeError(error: unknown): TridentError {
   const message = error instanceof Error ? error.message : String(error);
-  if (/unsupported image format/i.test(message)) return new ImageError('bad_image', 'not an image: the bytes are in no recognised image format');
-  if (/pixel limit/i.test(message)) return new ImageError('too_large', `image has too many pixels: ${message}`);
-  return new ImageError('bad_image', `cannot decode image (truncated or corrupt): ${firstLine(message)}`);
+  if (/unsupported image format/i.test(message)) return new TridentError('invalid_argument', 'not an image: the bytes are in no recognised image format');
+  if (/pixel limit/i.test(message)) return new TridentError('payload_too_large', `image has too many pixels: ${message}`);
+  return new TridentError('invalid_argument', `cannot decode image (truncated or corrupt): ${firstLine(message)}`);
 }
 
 function firstLine(text: string): string {

@@ -3,13 +3,13 @@
  * every label and box checked against the model. Problems name the file and line as the client
  * knows them; nothing reaches the model.
  */
+import { TridentError } from '../errors';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Manifest } from '../artifacts/manifest';
 import { AnnotationError, loadAnnotatedDataset } from '../data/annotations';
 import type { UploadLimits } from './config';
-import { FinetuneError } from './errors';
 import { heldOutCount } from './params';
 import type { DataInfo } from './record';
 
@@ -33,11 +33,11 @@ export async function checkData(data: DataToCheck, manifest: Manifest, limits: U
   try {
     text = await fs.readFile(jsonl, 'utf8');
   } catch {
-    throw new FinetuneError('invalid', `${displayName}: the annotation file is missing`);
+    throw new TridentError('invalid_argument', `${displayName}: the annotation file is missing`);
   }
   const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '').length;
-  if (lines === 0) throw new FinetuneError('invalid', `${displayName}: no samples (the annotation file is empty)`);
-  if (lines > limits.maxSamples) throw new FinetuneError('too_large', `${displayName}: ${lines} samples; the limit is ${limits.maxSamples}`);
+  if (lines === 0) throw new TridentError('invalid_argument', `${displayName}: no samples (the annotation file is empty)`);
+  if (lines > limits.maxSamples) throw new TridentError('payload_too_large', `${displayName}: ${lines} samples; the limit is ${limits.maxSamples}`);
 
   // Messages name the client's file, never the server's paths.
   const root = path.dirname(jsonl);
@@ -50,13 +50,13 @@ export async function checkData(data: DataToCheck, manifest: Manifest, limits: U
       onWarning: (w) => warnings.push(clientView(w)),
     });
   } catch (e) {
-    if (e instanceof AnnotationError) throw new FinetuneError('invalid', `${displayName}:${e.line}: ${clientView(e.problem)}`);
-    throw new FinetuneError('invalid', clientView((e as Error).message));
+    if (e instanceof AnnotationError) throw new TridentError('invalid_argument', `${displayName}:${e.line}: ${clientView(e.problem)}`);
+    throw new TridentError('invalid_argument', clientView((e as Error).message));
   }
   const { samples, report } = loaded;
   const held = heldOutCount(samples.length, data.valShare);
   if (held < 1 || samples.length - held < 1) {
-    throw new FinetuneError('invalid', `${displayName}: ${samples.length} sample(s); a job needs at least one to train on and one held out (val_share ${data.valShare})`);
+    throw new TridentError('invalid_argument', `${displayName}: ${samples.length} sample(s); a job needs at least one to train on and one held out (val_share ${data.valShare})`);
   }
   const { sha256, bytes } = await dataChecksum(jsonl, samples.map((s) => s.file));
   return {

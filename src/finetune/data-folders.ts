@@ -1,8 +1,8 @@
 /** Data a job names instead of uploading: only inside the folders the server's configuration allows. */
+import { TridentError } from '../errors';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ANNOTATIONS_FILE } from '../data/annotations';
-import { FinetuneError } from './errors';
 
 function within(root: string, target: string): boolean {
   const relative = path.relative(root, target);
@@ -14,10 +14,10 @@ function within(root: string, target: string): boolean {
  * absolute or relative to an allowed folder. Links are resolved before the containment check.
  */
 export async function resolveDataReference(reference: string, allowed: readonly string[]): Promise<string> {
-  if (allowed.length === 0) throw new FinetuneError('forbidden', 'this server allows no data folders; upload the data instead');
-  if (reference.trim() === '' || reference.includes('\0')) throw new FinetuneError('invalid', 'the data reference is empty');
+  if (allowed.length === 0) throw new TridentError('permission_denied', 'this server allows no data folders; upload the data instead');
+  if (reference.trim() === '' || reference.includes('\0')) throw new TridentError('invalid_argument', 'the data reference is empty');
   const roots = await Promise.all(allowed.map((root) => fs.realpath(root).catch(() => path.resolve(root))));
-  const forbidden = () => new FinetuneError('forbidden', `data reference "${reference}" is not inside a data folder this server allows`);
+  const forbidden = () => new TridentError('permission_denied', `data reference "${reference}" is not inside a data folder this server allows`);
   // Refused before touching the disk, so that the answer says nothing about paths outside.
   const named = [...roots, ...allowed.map((root) => path.resolve(root))];
   const candidates = path.isAbsolute(reference) ? [path.resolve(reference)] : roots.map((root) => path.join(root, reference));
@@ -37,8 +37,8 @@ export async function resolveDataReference(reference: string, allowed: readonly 
     const stat = await fs.stat(real);
     if (stat.isDirectory()) return path.join(real, ANNOTATIONS_FILE);
     if (stat.isFile() && real.endsWith('.jsonl')) return real;
-    throw new FinetuneError('invalid', `data reference "${reference}" is neither a folder nor a .jsonl file`);
+    throw new TridentError('invalid_argument', `data reference "${reference}" is neither a folder nor a .jsonl file`);
   }
   if (outside) throw forbidden();
-  throw new FinetuneError('not_found', `data reference "${reference}" does not exist in the allowed data folders`);
+  throw new TridentError('not_found', `data reference "${reference}" does not exist in the allowed data folders`);
 }

@@ -5,7 +5,6 @@ import { Readable } from 'node:stream';
 import { readManifest } from '../artifacts/manifest';
 import { FASHIONLOC_EVAL_SEED } from '../cli/commands/eval';
 import type { Metrics } from '../runtime/metrics';
-import { AccessKeys } from './access';
 import { finetuneConfig } from './config';
 import { checkData, dataChecksum } from './data-check';
 import { resolveDataReference } from './data-folders';
@@ -54,22 +53,14 @@ describe('upload file names', () => {
     const folder = new UploadFolder(dir, { ...finetuneConfig().limits, maxFileBytes: 10, maxUploadBytes: 25, maxFiles: 3 });
     expect(await folder.writeBuffer('images/a.png', Buffer.alloc(10))).toBe('images/a.png');
     await expect(folder.writeBuffer('images/a.png', Buffer.alloc(1))).rejects.toThrow(/holds "images\/a.png" twice/);
-    await expect(folder.writeStream('big.png', Readable.from([Buffer.alloc(6), Buffer.alloc(6)]))).rejects.toMatchObject({ code: 'too_large', message: expect.stringMatching(/"big.png" is larger than the limit of 10 bytes/) });
-    await expect(folder.writeBuffer('c.png', Buffer.alloc(10))).rejects.toMatchObject({ code: 'too_large', message: expect.stringMatching(/upload is larger than the limit of 25 bytes/) });
-    await expect(folder.writeBuffer('d.png', Buffer.alloc(1))).rejects.toMatchObject({ code: 'too_large', message: expect.stringMatching(/more than 3 files/) });
+    await expect(folder.writeStream('big.png', Readable.from([Buffer.alloc(6), Buffer.alloc(6)]))).rejects.toMatchObject({ code: 'payload_too_large', message: expect.stringMatching(/"big.png" is larger than the limit of 10 bytes/) });
+    await expect(folder.writeBuffer('c.png', Buffer.alloc(10))).rejects.toMatchObject({ code: 'payload_too_large', message: expect.stringMatching(/upload is larger than the limit of 25 bytes/) });
+    await expect(folder.writeBuffer('d.png', Buffer.alloc(1))).rejects.toMatchObject({ code: 'payload_too_large', message: expect.stringMatching(/more than 3 files/) });
     expect((await fs.readdir(tmp)).sort()).toEqual(['uploads']);
   });
 });
 
 describe('API keys', () => {
-  it('accepts a configured key and refuses a missing or wrong one; with no keys, the action is off', () => {
-    const keys = new AccessKeys(['k1', 'k2']);
-    expect(() => keys.check('k2', 'job creation')).not.toThrow();
-    expect(() => keys.check(undefined, 'job creation')).toThrow(expect.objectContaining({ code: 'unauthenticated' }));
-    expect(() => keys.check('k3', 'job creation')).toThrow(expect.objectContaining({ code: 'forbidden', message: 'job creation: the API key is not valid' }));
-    expect(() => new AccessKeys([]).check('k1', 'rollback')).toThrow(expect.objectContaining({ code: 'forbidden', message: expect.stringMatching(/disabled/) }));
-    expect(() => new AccessKeys([], true).check(undefined, 'rollback')).not.toThrow();
-  });
 });
 
 describe('hyper-parameters', () => {
@@ -144,12 +135,12 @@ describe('data checks', () => {
     ['empty', () => ['', '  '], /^annotations\.jsonl: no samples \(the annotation file is empty\)/],
     ['single', (l: string[]) => [l[0]], /1 sample\(s\); a job needs at least one to train on and one held out/],
   ])('refuses %s data up front, naming the file and line', async (name, edit, why) => {
-    await expect(variant(name, edit(set.lines), { 'broken.png': Buffer.from('not a png at all') })).rejects.toMatchObject({ code: 'invalid', message: expect.stringMatching(why) });
+    await expect(variant(name, edit(set.lines), { 'broken.png': Buffer.from('not a png at all') })).rejects.toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(why) });
   });
 
   it('refuses more samples than the limit before decoding any', async () => {
     await expect(checkData({ jsonl: set.jsonl, displayName: 'a.jsonl', source: 'upload', valShare: 0.2 }, manifest, { ...limits, maxSamples: 5 })).rejects.toMatchObject({
-      code: 'too_large',
+      code: 'payload_too_large',
       message: 'a.jsonl: 12 samples; the limit is 5',
     });
   });
@@ -171,12 +162,12 @@ describe('data folder references', () => {
     const real = await fs.realpath(allowed);
     expect(await resolveDataReference('set1', [allowed])).toBe(path.join(real, 'set1', 'annotations.jsonl'));
     expect(await resolveDataReference(path.join(allowed, 'set1', 'annotations.jsonl'), [allowed])).toBe(path.join(real, 'set1', 'annotations.jsonl'));
-    await expect(resolveDataReference('link.jsonl', [allowed])).rejects.toMatchObject({ code: 'forbidden' });
-    await expect(resolveDataReference('../secret.jsonl', [allowed])).rejects.toMatchObject({ code: 'forbidden' });
-    await expect(resolveDataReference('/etc', [allowed])).rejects.toMatchObject({ code: 'forbidden' });
-    await expect(resolveDataReference('/no/such/thing', [allowed])).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(resolveDataReference('link.jsonl', [allowed])).rejects.toMatchObject({ code: 'permission_denied' });
+    await expect(resolveDataReference('../secret.jsonl', [allowed])).rejects.toMatchObject({ code: 'permission_denied' });
+    await expect(resolveDataReference('/etc', [allowed])).rejects.toMatchObject({ code: 'permission_denied' });
+    await expect(resolveDataReference('/no/such/thing', [allowed])).rejects.toMatchObject({ code: 'permission_denied' });
     await expect(resolveDataReference('set2', [allowed])).rejects.toMatchObject({ code: 'not_found' });
-    await expect(resolveDataReference('set1', [])).rejects.toMatchObject({ code: 'forbidden', message: expect.stringMatching(/allows no data folders/) });
+    await expect(resolveDataReference('set1', [])).rejects.toMatchObject({ code: 'permission_denied', message: expect.stringMatching(/allows no data folders/) });
   });
 });
 

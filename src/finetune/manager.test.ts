@@ -6,7 +6,7 @@ import { listVersions, readServingPointer, stagingDir, writeServingPointer } fro
 import { builtinSpec, FASHION_LABELS, parseSpec } from '../model/spec';
 import type { FinetuneConfig } from './config';
 import { dataChecksum } from './data-check';
-import { JobConflictError } from './errors';
+import { TridentError } from '../errors';
 import { JobManager, type JobManagerOptions } from './manager';
 import type { JobEvent, JobRecord } from './record';
 import { RESTART_REASON } from './recovery';
@@ -111,7 +111,7 @@ describe('JobManager: jobs, gate, promotion, rollback', () => {
 
     await expect(manager.rollback('tiny', 9)).rejects.toMatchObject({ code: 'not_found', message: expect.stringMatching(/no version 9 \(versions: 1, 2, 3, 4\)/) });
     await expect(manager.rollback('nope', 1)).rejects.toMatchObject({ code: 'not_found' });
-    await expect(manager.rollback('../etc', 1)).rejects.toMatchObject({ code: 'invalid' });
+    await expect(manager.rollback('../etc', 1)).rejects.toMatchObject({ code: 'invalid_argument' });
   });
 
   it('undoes a rollback the server cannot load', async () => {
@@ -125,8 +125,8 @@ describe('JobManager: jobs, gate, promotion, rollback', () => {
     const bad = path.join(data.dir, 'bad');
     mkdirSync(bad, { recursive: true });
     writeFileSync(path.join(bad, 'annotations.jsonl'), `${JSON.stringify({ file: '../images/000.png', label: 'a', box: [0, 0, 8, 8] })}\n{"file": 3}\n`);
-    await expect(manager.createFromFolder('tiny', 'bad', { params: QUICK })).rejects.toMatchObject({ code: 'invalid', message: expect.stringMatching(/^bad:1: file "..\/images\/000.png" is outside the data folder/) });
-    await expect(manager.createFromFolder('tiny', data.dir, { params: { epochs: 0 } })).rejects.toMatchObject({ code: 'invalid' });
+    await expect(manager.createFromFolder('tiny', 'bad', { params: QUICK })).rejects.toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/^bad:1: file "..\/images\/000.png" is outside the data folder/) });
+    await expect(manager.createFromFolder('tiny', data.dir, { params: { epochs: 0 } })).rejects.toMatchObject({ code: 'invalid_argument' });
     expect(readdirSync(path.join(root, JOBS_FOLDER)).length).toBe((await manager.list()).length);
   });
 });
@@ -163,8 +163,9 @@ describe('JobManager: uploads, one job per model, bounded queue, cancel', () => 
     const long = { ...QUICK, steps: 100_000 };
     const first = await manager.createFromFolder('tiny', data.dir, { params: long });
     const conflict = await manager.createFromFolder('tiny', data.dir, { params: QUICK }).catch((e: unknown) => e);
-    expect(conflict).toBeInstanceOf(JobConflictError);
-    expect(conflict).toMatchObject({ code: 'conflict', runningJobId: first.id });
+    expect(conflict).toBeInstanceOf(TridentError);
+    expect((conflict as TridentError).details).toEqual({ job_id: expect.any(String) });
+    expect(conflict).toMatchObject({ code: 'conflict', details: { job_id: first.id } });
 
     const queued = await manager.createFromFolder('second', data.dir, { params: QUICK });
     expect(queued.state).toBe('queued');

@@ -11,11 +11,12 @@ import { listVersions, readServingPointer, resolveLatest, servingVersion, stagin
 import { KeyedLock } from '../runtime/keyed-lock';
 import { checkModelName } from '../runtime/model-registry';
 import { DEFAULTS, type TrainConfig } from '../train/config';
-import { AccessKeys } from './access';
+import { TridentError } from '../errors';
+import { KeyChecker } from '../keys';
 import type { FinetuneConfig } from './config';
 import { checkData, type DataToCheck } from './data-check';
 import { resolveDataReference } from './data-folders';
-import { FinetuneError, JobConflictError } from './errors';
+import { jobConflict } from './errors';
 import { JobEventHub } from './events';
 import { decide } from './gate';
 import { parseHyperParams, trainingLength, type HyperParams } from './params';
@@ -91,7 +92,7 @@ const PROGRESS_SAVE_INTERVAL_MS = 2000;
 export class JobManager extends EventEmitter<ManagerEvents> {
   readonly store: JobStore;
   readonly config: FinetuneConfig;
-  private readonly keys: AccessKeys;
+  private readonly keys: KeyChecker;
   private readonly hub = new JobEventHub();
   /** Model → id of its reserved, queued or running job. */
   private readonly byModel = new Map<string, string>();
@@ -106,7 +107,11 @@ export class JobManager extends EventEmitter<ManagerEvents> {
     super();
     this.config = options.config;
     this.store = new JobStore(options.models);
-    this.keys = new AccessKeys(options.config.apiKeys, options.config.authDisabled);
+    this.keys = new KeyChecker(options.config.apiKeys, {
+      disabled: options.config.authDisabled,
+      name: 'a fine-tune API key',
+      configure: 'no fine-tune API key is configured (--finetune-api-key or TRIDENT_FINETUNE_API_KEYS)',
+    });
   }
 
   /** Recovers from whatever a previous process left (see recovery.ts), then accepts jobs. */
@@ -133,11 +138,11 @@ export class JobManager extends EventEmitter<ManagerEvents> {
     this.checkOpen();
     const name = this.checkName(model);
     const holder = this.byModel.get(name);
-    if (holder) throw new JobConflictError(name, holder);
+    if (holder) throw jobConflict(name, holder);
     const waiting = this.queue.length + this.reserved;
     const freeSlots = Math.max(0, this.config.maxRunningJobs - this.running.size);
     if (waiting >= this.config.maxQueuedJobs + freeSlots) {
-      throw new FinetuneError('unavailable', `the fine-tune queue is full (${waiting} job(s) waiting); try again later`);
+      throw new TridentError('unavailable', `the fine-tune queue is full (${waiting} job(s) waiting); try again later`);
     }
     const id = newJobId();
     this.byModel.set(name, id);
@@ -151,7 +156,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
       await this.store.removeFolder(id);
     };
     try {
-      if ((await listVersions(this.modelDir(name))).length === 0) throw new FinetuneError('not_found', `no model "${name}" in the repository`);
+      if ((await listVersions(this.modelDir(name))).length === 0) throw new TridentError('not_found', `no model "${name}" in the repository`);
       await this.store.createFolder(id);
     } catch (e) {
       await release();
@@ -177,7 +182,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
       const params = parseHyperParams(options.params, this.config);
       const name = safeUploadPath(annotations || 'annotations.jsonl');
       if (!reservation.uploads.has(name)) {
-        throw new FinetuneError('invalid', `the upload has no annotation file "${name}" (send it as a file named annotations.jsonl, or say which file it is)`);
+        throw new TridentError('invalid_argument', `the upload has no annotation file "${name}" (send it as a file named annotations.jsonl, or say which file it is)`);
       }
       const jsonl = path.join(reservation.uploads.dir, name);
       return await this.accept(reservation, { jsonl, displayName: name, source: 'upload', valShare: params.valShare }, params, !!options.force);
@@ -204,7 +209,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
   async createFromFiles(model: string, files: readonly { name: string; content: Uint8Array }[], annotations: string | undefined, options: CreateOptions = {}): Promise<JobRecord> {
     const reservation = await this.reserve(model);
     try {
-      if (files.length === 0) throw new FinetuneError('invalid', 'the upload is empty: send annotations.jsonl and the images it names');
+      if (files.length === 0) throw new TridentError('invalid_argument', 'the upload is empty: send annotations.jsonl and the images it names');
       for (const file of files) await reservation.uploads.writeBuffer(file.name, file.content);
     } catch (e) {
       await reservation.release();
@@ -216,7 +221,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
   private async accept(reservation: Reservation, data: DataToCheck, params: HyperParams, force: boolean): Promise<JobRecord> {
     const modelDir = this.modelDir(reservation.model);
     const parentVersion = await servingVersion(modelDir);
-    if (parentVersion === undefined) throw new FinetuneError('not_found', `no model "${reservation.model}" in the repository`);
+    if (parentVersion === undefined) throw new TridentError('not_found', `no model "${reservation.model}" in the repository`);
     const manifest = await readManifest(versionDir(modelDir, parentVersion));
     const checked = await checkData(data, manifest, this.config.limits);
     const length = trainingLength(params, checked.info.samples);
@@ -301,14 +306,14 @@ export class JobManager extends EventEmitter<ManagerEvents> {
     // A job that is finishing has its final state already, while its files are still being written.
     if (!active || isEnded(active.record.state)) {
       const record = active?.record ?? (await this.store.load(id));
-      throw new FinetuneError('conflict', `job ${id} has already ended (${record.state})`);
+      throw new TridentError('conflict', `job ${id} has already ended (${record.state})`);
     }
     const { record } = active;
     if (record.state === 'queued') {
       this.queue.splice(this.queue.indexOf(id), 1);
       await this.finish(active, 'cancelled');
     } else if (record.state === 'promoting') {
-      throw new FinetuneError('conflict', `job ${id} is promoting its result and can no longer be cancelled`);
+      throw new TridentError('conflict', `job ${id} is promoting its result and can no longer be cancelled`);
     } else {
       record.cancelRequested = true;
       await this.store.save(record);
@@ -323,7 +328,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
     const name = this.checkName(model);
     const modelDir = this.modelDir(name);
     const available = await listVersions(modelDir);
-    if (available.length === 0) throw new FinetuneError('not_found', `no model "${name}" in the repository`);
+    if (available.length === 0) throw new TridentError('not_found', `no model "${name}" in the repository`);
     const pointer = await readServingPointer(modelDir);
     const latest = resolveLatest(pointer, available)!;
     const versions: VersionInfo[] = [];
@@ -342,16 +347,16 @@ export class JobManager extends EventEmitter<ManagerEvents> {
   async rollback(model: string, version: number): Promise<{ model: string; latest: number; previous: number }> {
     this.checkOpen();
     const name = this.checkName(model);
-    if (!Number.isInteger(version) || version < 1) throw new FinetuneError('invalid', `version must be a positive integer, got ${version}`);
+    if (!Number.isInteger(version) || version < 1) throw new TridentError('invalid_argument', `version must be a positive integer, got ${version}`);
     const modelDir = this.modelDir(name);
     return this.locks.run(name, async () => {
       const available = await listVersions(modelDir);
-      if (available.length === 0) throw new FinetuneError('not_found', `no model "${name}" in the repository`);
-      if (!available.includes(version)) throw new FinetuneError('not_found', `model "${name}" has no version ${version} (versions: ${available.join(', ')})`);
+      if (available.length === 0) throw new TridentError('not_found', `no model "${name}" in the repository`);
+      if (!available.includes(version)) throw new TridentError('not_found', `model "${name}" has no version ${version} (versions: ${available.join(', ')})`);
       try {
         await readManifest(versionDir(modelDir, version), { verify: true });
       } catch (e) {
-        throw new FinetuneError('invalid', `version ${version} of "${name}" is damaged: ${(e as Error).message}`);
+        throw new TridentError('invalid_argument', `version ${version} of "${name}" is damaged: ${(e as Error).message}`);
       }
       const previous = (await servingVersion(modelDir, available))!;
       if (previous === version) return { model: name, latest: version, previous };
@@ -360,7 +365,7 @@ export class JobManager extends EventEmitter<ManagerEvents> {
         await this.options.onServingChanged?.(name, version);
       } catch (e) {
         await moveServingPointer(modelDir, previous, { reason: 'repaired' });
-        throw new FinetuneError('unavailable', `the server could not serve version ${version}: ${(e as Error).message}; "latest" stays ${previous}`);
+        throw new TridentError('unavailable', `the server could not serve version ${version}: ${(e as Error).message}; "latest" stays ${previous}`);
       }
       this.log(`model ${name}: latest set back from version ${previous} to ${version}`);
       return { model: name, latest: version, previous };
@@ -575,12 +580,12 @@ export class JobManager extends EventEmitter<ManagerEvents> {
     try {
       return checkModelName(model);
     } catch (e) {
-      throw new FinetuneError('invalid', (e as Error).message);
+      throw new TridentError('invalid_argument', (e as Error).message);
     }
   }
 
   private checkOpen(): void {
-    if (this.closing) throw new FinetuneError('unavailable', 'the server is shutting down');
+    if (this.closing) throw new TridentError('unavailable', 'the server is shutting down');
   }
 
   private log(message: string): void {

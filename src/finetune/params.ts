@@ -2,12 +2,12 @@
  * A job's hyper-parameters as a request gives them (JSON, form fields or protobuf; snake_case or
  * camelCase keys; numbers and booleans possibly as strings), checked against the configured bounds.
  */
+import { TridentError } from '../errors';
 import type { TaskVector } from '../model/tasks';
 import { z } from 'zod';
 import { OPTIMIZERS, type OptimizerName } from '../model/optimizers';
 import { choiceNames } from '../text/choices';
 import type { FinetuneConfig } from './config';
-import { FinetuneError } from './errors';
 
 export interface HyperParams {
   /** Passes over the training share; ignored when `steps` is given. */
@@ -69,7 +69,7 @@ const camel = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUp
  */
 export function parseHyperParams(input: unknown, config: FinetuneConfig): HyperParams {
   if (input === undefined || input === null) return { ...FINETUNE_DEFAULTS, taskWeights: [...FINETUNE_DEFAULTS.taskWeights] };
-  if (typeof input !== 'object' || Array.isArray(input)) throw new FinetuneError('invalid', 'hyper-parameters must be an object');
+  if (typeof input !== 'object' || Array.isArray(input)) throw new TridentError('invalid_argument', 'hyper-parameters must be an object');
   const normalised: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(input)) {
     // Protobuf leaves unset scalars at their zero value and unset lists empty: treat those as absent.
@@ -80,7 +80,7 @@ export function parseHyperParams(input: unknown, config: FinetuneConfig): HyperP
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue.path.length > 0 ? `hyper-parameter "${issue.path.join('.')}"` : 'hyper-parameters';
-    throw new FinetuneError('invalid', `${where}: ${issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.message}`);
+    throw new TridentError('invalid_argument', `${where}: ${issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.message}`);
   }
   const given = parsed.data;
   return {

@@ -2,12 +2,12 @@
  * Job records on disk: `<models>/.jobs/<id>/job.json` (atomic writes) and the job's uploads in
  * `<models>/.jobs/<id>/uploads/`. Hidden from the model repository by its leading dot.
  */
+import { TridentError } from '../errors';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../artifacts/files';
 import { removeTemporaryFiles } from '../artifacts/repository';
-import { FinetuneError } from './errors';
 import type { JobRecord } from './record';
 
 export const JOBS_FOLDER = '.jobs';
@@ -21,7 +21,7 @@ export function newJobId(): string {
 
 /** Ids come from URLs and messages: anything else than an id this store makes is "not found", never a path. */
 export function checkJobId(id: string): string {
-  if (!ID_PATTERN.test(id)) throw new FinetuneError('not_found', `no fine-tune job "${id}"`);
+  if (!ID_PATTERN.test(id)) throw new TridentError('not_found', `no fine-tune job "${id}"`);
   return id;
 }
 
@@ -67,7 +67,7 @@ export class JobStore {
     try {
       raw = await fs.readFile(file, 'utf8');
     } catch {
-      throw new FinetuneError('not_found', `no fine-tune job "${id}"`);
+      throw new TridentError('not_found', `no fine-tune job "${id}"`);
     }
     const record = JSON.parse(raw) as JobRecord;
     if (record.id !== id) throw new Error(`${file}: holds job ${record.id}, expected ${id}`);

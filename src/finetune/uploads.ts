@@ -2,12 +2,12 @@
  * Files of an upload, written inside one job's uploads folder under size and count limits. Names
  * come from clients: they are reduced to plain relative paths that cannot leave the folder.
  */
+import { TridentError } from '../errors';
 import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { UploadLimits } from './config';
-import { FinetuneError } from './errors';
 
 const MAX_NAME_LENGTH = 255;
 const MAX_SEGMENT_LENGTH = 128;
@@ -19,7 +19,7 @@ const SEGMENT = /^[\p{L}\p{N}_][\p{L}\p{N} ._+\-()@,=~]*$/u;
 /** The client's file name as a relative path with "/" separators; refuses anything that could escape or hide. */
 export function safeUploadPath(name: string): string {
   const refuse = (why: string): never => {
-    throw new FinetuneError('invalid', `upload file name ${JSON.stringify(name.slice(0, MAX_NAME_LENGTH))} ${why}`);
+    throw new TridentError('invalid_argument', `upload file name ${JSON.stringify(name.slice(0, MAX_NAME_LENGTH))} ${why}`);
   };
   if (name.length === 0) refuse('is empty');
   if (name.length > MAX_NAME_LENGTH) refuse(`is longer than ${MAX_NAME_LENGTH} characters`);
@@ -40,7 +40,7 @@ function inside(dir: string, relative: string): string {
   const full = path.resolve(dir, relative);
   const back = path.relative(dir, full);
   if (back === '' || back.startsWith('..') || path.isAbsolute(back)) {
-    throw new FinetuneError('invalid', `upload file name "${relative}" leaves the upload folder`);
+    throw new TridentError('invalid_argument', `upload file name "${relative}" leaves the upload folder`);
   }
   return full;
 }
@@ -95,8 +95,8 @@ export class UploadFolder {
 
   private async claim(name: string): Promise<{ relative: string; full: string }> {
     const relative = safeUploadPath(name);
-    if (this.names.has(relative)) throw new FinetuneError('invalid', `the upload holds "${relative}" twice`);
-    if (this.names.size >= this.limits.maxFiles) throw new FinetuneError('too_large', `more than ${this.limits.maxFiles} files in one upload`);
+    if (this.names.has(relative)) throw new TridentError('invalid_argument', `the upload holds "${relative}" twice`);
+    if (this.names.size >= this.limits.maxFiles) throw new TridentError('payload_too_large', `more than ${this.limits.maxFiles} files in one upload`);
     this.names.add(relative);
     const full = inside(this.dir, relative);
     await fs.mkdir(path.dirname(full), { recursive: true });
@@ -105,11 +105,11 @@ export class UploadFolder {
 
   private count(relative: string, fileBytes: number, added: number): void {
     if (fileBytes > this.limits.maxFileBytes) {
-      throw new FinetuneError('too_large', `upload file "${relative}" is larger than the limit of ${this.limits.maxFileBytes} bytes`);
+      throw new TridentError('payload_too_large', `upload file "${relative}" is larger than the limit of ${this.limits.maxFileBytes} bytes`);
     }
     this.totalBytes += added;
     if (this.totalBytes > this.limits.maxUploadBytes) {
-      throw new FinetuneError('too_large', `the upload is larger than the limit of ${this.limits.maxUploadBytes} bytes`);
+      throw new TridentError('payload_too_large', `the upload is larger than the limit of ${this.limits.maxUploadBytes} bytes`);
     }
   }
 }

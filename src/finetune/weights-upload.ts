@@ -6,6 +6,7 @@
  * pass decides whether "latest" moves. The model's job slot is held meanwhile, so that no job
  * and no other upload promotes the same model at the same time.
  */
+import { TridentError } from '../errors';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -15,7 +16,6 @@ import { sha256 } from '../artifacts/files';
 import { readManifest, writeManifest } from '../artifacts/manifest';
 import { servingVersion, stagingDir } from '../artifacts/repository';
 import { stopWorker } from '../runtime/worker-exit';
-import { FinetuneError } from './errors';
 import { decide, type GateResult } from './gate';
 import type { JobManager } from './manager';
 import { promote, revertPromotion, versionDir } from './promotion';
@@ -77,8 +77,8 @@ const HeldOutSchema = z.object({ samples: z.number().int().positive(), candidate
 
 export async function uploadWeights(manager: JobManager, upload: WeightsUpload, options: WeightsUploadOptions): Promise<WeightsUploadResult> {
   manager.authorize(upload.key, 'weights upload');
-  if (!upload.sha256 || !/^[0-9a-f]{64}$/i.test(upload.sha256)) throw new FinetuneError('invalid', 'give the SHA-256 of the checkpoint file (64 hex digits)');
-  if (sha256(upload.checkpoint) !== upload.sha256.toLowerCase()) throw new FinetuneError('invalid', 'checksum mismatch: the checkpoint arrived damaged or is not the file the SHA-256 was computed on');
+  if (!upload.sha256 || !/^[0-9a-f]{64}$/i.test(upload.sha256)) throw new TridentError('invalid_argument', 'give the SHA-256 of the checkpoint file (64 hex digits)');
+  if (sha256(upload.checkpoint) !== upload.sha256.toLowerCase()) throw new TridentError('invalid_argument', 'checksum mismatch: the checkpoint arrived damaged or is not the file the SHA-256 was computed on');
   const heldOut = parseHeldOut(upload.heldOut);
   const reservation = await manager.reserve(upload.model);
   const model = reservation.model;
@@ -113,8 +113,8 @@ export async function uploadWeights(manager: JobManager, upload: WeightsUpload, 
     if (measured.warning) options.log?.(`weights upload ${reservation.id}: ${measured.warning}`);
     const sets = [heldOut ? { name: CLIENT_HELD_OUT, ...heldOut } : undefined, measured.reference].filter((s): s is MetricsPair => s !== undefined);
     if (sets.length === 0) {
-      throw new FinetuneError(
-        'invalid',
+      throw new TridentError(
+        'invalid_argument',
         `nothing to judge the weights on: the upload carries no held-out evaluation and the model has no reference set here${measured.referenceSkipped ? ` (${measured.referenceSkipped})` : ''}`,
       );
     }
@@ -157,14 +157,14 @@ function checkWeights(bytes: Uint8Array, spec: Checkpoint['spec'], labels: reado
   try {
     ckpt = decodeCheckpoint(bytes, 'uploaded weights');
   } catch (e) {
-    throw new FinetuneError('invalid', (e as Error).message);
+    throw new TridentError('invalid_argument', (e as Error).message);
   }
   const difference = specDifference(spec, ckpt.spec);
-  if (difference) throw new FinetuneError('invalid', `the weights do not fit ${target}: ${difference}`);
+  if (difference) throw new TridentError('invalid_argument', `the weights do not fit ${target}: ${difference}`);
   const given = ckpt.spec.heads.classification.labels;
-  if (given.length !== labels.length || given.some((l, i) => l !== labels[i])) throw new FinetuneError('invalid', `the weights' labels differ from those of ${target}`);
+  if (given.length !== labels.length || given.some((l, i) => l !== labels[i])) throw new TridentError('invalid_argument', `the weights' labels differ from those of ${target}`);
   for (const [name, values] of ckpt.params) {
-    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) throw new FinetuneError('invalid', `parameter ${name} holds a non-finite value (the training diverged)`);
+    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) throw new TridentError('invalid_argument', `parameter ${name} holds a non-finite value (the training diverged)`);
   }
   return ckpt;
 }
@@ -173,7 +173,7 @@ function parseHeldOut(value: unknown): z.infer<typeof HeldOutSchema> | undefined
   if (value === undefined || value === null) return undefined;
   const parsed = HeldOutSchema.safeParse(value);
   if (!parsed.success) {
-    throw new FinetuneError('invalid', `invalid held-out evaluation: ${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(value)'}: ${i.message}`).join('; ')}`);
+    throw new TridentError('invalid_argument', `invalid held-out evaluation: ${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(value)'}: ${i.message}`).join('; ')}`);
   }
   return parsed.data;
 }

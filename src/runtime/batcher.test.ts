@@ -1,5 +1,5 @@
+import { TridentError } from '../errors';
 import { DynamicBatcher, type BatcherOptions } from './batcher';
-import { RuntimeError } from './errors';
 
 const options: BatcherOptions = { maxBatch: 4, maxQueueDelayMs: 0, maxQueueSize: 8, concurrency: 1 };
 
@@ -119,7 +119,7 @@ describe('DynamicBatcher', () => {
   it('fails every request of a batch whose run throws, and keeps serving', async () => {
     let fail = true;
     const batcher = new DynamicBatcher<number, number>(options, async (items) => {
-      if (fail) throw new RuntimeError('internal', 'boom');
+      if (fail) throw new TridentError('internal', 'boom');
       return items;
     }, () => 1);
     await expect(Promise.all([batcher.submit(1), batcher.submit(2)])).rejects.toThrow('boom');

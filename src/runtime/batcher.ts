@@ -1,3 +1,4 @@
+import { TridentError } from '../errors';
 /**
  * Dynamic batching: requests queue up while every runner is busy and leave together, up to
  * `maxBatch` samples. A runner that is idle takes whatever is queued after `maxQueueDelayMs`
@@ -6,7 +7,6 @@
  * holds as many samples as the smallest run ahead of them (or a full batch), so that under load
  * the batch waiting in the worker is a full one rather than whatever arrived first.
  */
-import { RuntimeError } from './errors';
 
 export interface BatcherOptions {
   /** Most samples per run. */
@@ -26,7 +26,7 @@ export interface SubmitOptions {
   deadline?: number;
   /**
    * Aborting removes the request from the queue (failing it with the abort reason when that is a
-   * RuntimeError, else `cancelled`); a running batch finishes but its result is discarded.
+   * TridentError, else `cancelled`); a running batch finishes but its result is discarded.
    */
   signal?: AbortSignal;
 }
@@ -70,31 +70,31 @@ export class DynamicBatcher<T, R> {
   }
 
   submit(item: T, opts: SubmitOptions = {}): Promise<R> {
-    if (this.closed) return Promise.reject(new RuntimeError('unavailable', 'the model is being unloaded'));
-    if (opts.signal?.aborted) return Promise.reject(new RuntimeError('cancelled', 'the request was cancelled'));
+    if (this.closed) return Promise.reject(new TridentError('unavailable', 'the model is being unloaded'));
+    if (opts.signal?.aborted) return Promise.reject(new TridentError('cancelled', 'the request was cancelled'));
     if (opts.deadline !== undefined && opts.deadline <= Date.now()) {
-      return Promise.reject(new RuntimeError('deadline_exceeded', 'the request deadline passed before it was queued'));
+      return Promise.reject(new TridentError('deadline_exceeded', 'the request deadline passed before it was queued'));
     }
     const size = this.sizeOf(item);
     if (this.queuedSamples + size > this.opts.maxQueueSize) {
       return Promise.reject(
-        new RuntimeError('resource_exhausted', `server overloaded: ${this.queuedSamples} samples already queued (limit ${this.opts.maxQueueSize}); retry later`),
+        new TridentError('resource_exhausted', `server overloaded: ${this.queuedSamples} samples already queued (limit ${this.opts.maxQueueSize}); retry later`),
       );
     }
     return new Promise<R>((resolve, reject) => {
       const entry: Entry<T, R> = { item, size, enqueuedAt: performance.now(), resolve, reject, cleanup: () => {} };
-      const drop = (error: RuntimeError) => {
+      const drop = (error: TridentError) => {
         if (this.remove(entry)) reject(error);
       };
       const onAbort = () => {
         const reason = opts.signal?.reason;
-        drop(reason instanceof RuntimeError ? reason : new RuntimeError('cancelled', 'the request was cancelled while queued'));
+        drop(reason instanceof TridentError ? reason : new TridentError('cancelled', 'the request was cancelled while queued'));
       };
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       const deadlineTimer =
         opts.deadline === undefined
           ? undefined
-          : setTimeout(() => drop(new RuntimeError('deadline_exceeded', 'the request deadline passed while it was queued')), opts.deadline - Date.now());
+          : setTimeout(() => drop(new TridentError('deadline_exceeded', 'the request deadline passed while it was queued')), opts.deadline - Date.now());
       entry.cleanup = () => {
         opts.signal?.removeEventListener('abort', onAbort);
         if (deadlineTimer) clearTimeout(deadlineTimer);
@@ -112,7 +112,7 @@ export class DynamicBatcher<T, R> {
     if (this.immediate) clearImmediate(this.immediate);
     for (const entry of [...this.queue]) {
       this.remove(entry);
-      entry.reject(new RuntimeError('unavailable', 'the model is being unloaded'));
+      entry.reject(new TridentError('unavailable', 'the model is being unloaded'));
     }
   }
 

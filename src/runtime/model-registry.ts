@@ -3,10 +3,10 @@
  * A (re)load prepares every version fully before swapping the whole set in at once; versions it
  * replaces are released only after their in-flight requests finish.
  */
+import { TridentError } from '../errors';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { RuntimeError } from './errors';
 import { KeyedLock } from './keyed-lock';
 import { ModelVersion, type ExecutionOptions } from './model-version';
 import { servingOrder } from '../artifacts/repository';
@@ -47,14 +47,14 @@ const VERSION_PATTERN = /^[1-9][0-9]{0,9}$/;
 
 export function checkModelName(name: string): string {
   if (!NAME_PATTERN.test(name) || name.includes('..')) {
-    throw new RuntimeError('invalid_argument', `invalid model name ${quote(name)}: use letters, digits, "_", "-" and "."`);
+    throw new TridentError('invalid_argument', `invalid model name ${quote(name)}: use letters, digits, "_", "-" and "."`);
   }
   return name;
 }
 
 export function parseVersion(version: string): number {
   if (!VERSION_PATTERN.test(version)) {
-    throw new RuntimeError('invalid_argument', `invalid model version ${quote(version)}: versions are positive integers`);
+    throw new TridentError('invalid_argument', `invalid model version ${quote(version)}: versions are positive integers`);
   }
   return Number(version);
 }
@@ -119,7 +119,7 @@ export class ModelRegistry {
       } catch (e) {
         const reason = (e as Error).message;
         this.failures.set(name, reason);
-        throw e instanceof RuntimeError ? e : new RuntimeError('invalid_argument', `failed to load model "${name}": ${reason}`);
+        throw e instanceof TridentError ? e : new TridentError('invalid_argument', `failed to load model "${name}": ${reason}`);
       } finally {
         this.loading.delete(name);
       }
@@ -131,7 +131,7 @@ export class ModelRegistry {
     checkModelName(name);
     return this.locks.run(name, async () => {
       const current = this.loaded.get(name);
-      if (!current) throw new RuntimeError('not_found', `model "${name}" is not loaded`);
+      if (!current) throw new TridentError('not_found', `model "${name}" is not loaded`);
       this.loaded.delete(name);
       this.failures.delete(name);
       for (const v of current.versions.values()) this.retireInBackground(v);
@@ -151,12 +151,12 @@ export class ModelRegistry {
       const served = this.names;
       const hint = served.length > 0 ? `; served models: ${served.join(', ')}` : '; no models are loaded';
       const state = this.loading.has(name) ? ' (it is still loading)' : '';
-      throw new RuntimeError(this.loading.has(name) ? 'unavailable' : 'not_found', `unknown model ${quote(name)}${state}${hint}`);
+      throw new TridentError(this.loading.has(name) ? 'unavailable' : 'not_found', `unknown model ${quote(name)}${state}${hint}`);
     }
     if (version === undefined) return current.latest;
     const found = current.versions.get(version);
     if (!found) {
-      throw new RuntimeError('not_found', `model "${name}" has no version ${version} loaded; loaded versions: ${[...current.versions.keys()].join(', ')}`);
+      throw new TridentError('not_found', `model "${name}" has no version ${version} loaded; loaded versions: ${[...current.versions.keys()].join(', ')}`);
     }
     return found;
   }
@@ -214,7 +214,7 @@ export class ModelRegistry {
     // Ordered so that the version the serving pointer names as latest comes last.
     const onDisk = await servingOrder(path.join(this.opts.root, name), await this.versionsOnDisk(name));
     if (onDisk.length === 0) {
-      throw new RuntimeError('not_found', `no model "${name}" in the repository ${this.opts.root} (expected ${name}/<version>/manifest.json)`);
+      throw new TridentError('not_found', `no model "${name}" in the repository ${this.opts.root} (expected ${name}/<version>/manifest.json)`);
     }
     const wanted = this.opts.versionPolicy === 'latest' ? onDisk.slice(-1) : onDisk;
     const current = this.loaded.get(name);
@@ -260,6 +260,6 @@ async function manifestHash(dir: string): Promise<string> {
   try {
     return createHash('sha256').update(await fs.readFile(path.join(dir, 'manifest.json'))).digest('hex');
   } catch {
-    throw new RuntimeError('invalid_argument', `${dir}: manifest.json is missing; not a Trident model folder`);
+    throw new TridentError('invalid_argument', `${dir}: manifest.json is missing; not a Trident model folder`);
   }
 }

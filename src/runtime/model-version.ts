@@ -1,9 +1,9 @@
 /** One loaded version of a model: its manifest, its worker sessions, its batcher, and its in-flight count. */
+import { TridentError } from '../errors';
 import path from 'node:path';
 import { readManifest, type Manifest } from '../artifacts/manifest';
 import { DynamicBatcher, type BatchObserver, type SubmitOptions } from './batcher';
 import { BufferPool } from './buffer-pool';
-import { RuntimeError } from './errors';
 import type { Device, ProviderName } from './execution-providers';
 import { concatBatch, isNumericDType, sliceBatch, zeros, type HostTensor, type NumericDType } from './tensor';
 import { WorkerPool } from './worker-pool';
@@ -99,7 +99,7 @@ export class ModelVersion {
 
   /** Holds the version in place until the returned release is called (see `retire`). */
   acquire(): () => void {
-    if (this.retiring) throw new RuntimeError('unavailable', `${this.name} version ${this.version} is being unloaded`);
+    if (this.retiring) throw new TridentError('unavailable', `${this.name} version ${this.version} is being unloaded`);
     this.inflight++;
     let released = false;
     return () => {

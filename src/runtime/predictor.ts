@@ -1,7 +1,7 @@
 /** Runs images through a model version and turns its three heads into one prediction per image. */
+import { TridentError } from '../errors';
 import { decodePrediction, type PredictOptions, type Prediction } from '../model/predictions';
 import type { SubmitOptions } from './batcher';
-import { RuntimeError } from './errors';
 import type { ModelVersion } from './model-version';
 import type { HostTensor } from './tensor';
 import type { Feeds } from './worker-protocol';
@@ -17,7 +17,7 @@ export function decodeHeads(outputs: Feeds, row: number, labels: readonly string
 
 function rowOf(outputs: Feeds, name: string, row: number): Float32Array {
   const t: HostTensor | undefined = outputs[name];
-  if (!t || t.dtype !== 'float32') throw new RuntimeError('internal', `the model has no float32 output "${name}"`);
+  if (!t || t.dtype !== 'float32') throw new TridentError('internal', `the model has no float32 output "${name}"`);
   const width = t.data.length / t.dims[0];
   return (t.data as Float32Array).subarray(row * width, (row + 1) * width);
 }

@@ -3,8 +3,8 @@
  * `depth` runs: one executing and the rest waiting inside the worker, so that it starts its next
  * run without a round trip through the (possibly busy) main thread.
  */
+import { TridentError } from '../errors';
 import path from 'node:path';
-import { RuntimeError } from './errors';
 import type { Device, ProviderName } from './execution-providers';
 import { WorkerChannel } from './worker-channel';
 import { transferList, type Feeds, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol';
@@ -92,7 +92,7 @@ class SessionWorker {
         return this.events.idle();
       }
       case 'run_failed':
-        this.take(msg.id)?.reject(new RuntimeError('internal', `ONNX Runtime failed: ${msg.message}`));
+        this.take(msg.id)?.reject(new TridentError('internal', `ONNX Runtime failed: ${msg.message}`));
         return this.events.idle();
     }
   }
@@ -105,7 +105,7 @@ class SessionWorker {
 
   /** The worker crashed or left (or a reply broke): its runs fail, and a started worker is replaced. */
   private fail(reason: string): void {
-    for (const job of this.jobs.values()) job.reject(new RuntimeError('internal', reason));
+    for (const job of this.jobs.values()) job.reject(new TridentError('internal', reason));
     this.jobs.clear();
     if (this.started) this.events.exit(this, reason);
     else this.loaded?.reject(new Error(`${reason} while loading`));
@@ -153,7 +153,7 @@ export class WorkerPool {
    * `recycle` gets them back after a successful run.
    */
   run(feeds: Feeds, recycle?: (buffers: ArrayBuffer[]) => void): Promise<Feeds> {
-    if (this.closed) return Promise.reject(new RuntimeError('unavailable', 'the model is being unloaded'));
+    if (this.closed) return Promise.reject(new TridentError('unavailable', 'the model is being unloaded'));
     return new Promise((resolve, reject) => {
       this.waiting.push({ feeds, resolve, reject, recycle });
       this.dispatch();
@@ -167,7 +167,7 @@ export class WorkerPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const job of this.waiting.splice(0)) job.reject(new RuntimeError('unavailable', 'the model is being unloaded'));
+    for (const job of this.waiting.splice(0)) job.reject(new TridentError('unavailable', 'the model is being unloaded'));
     await Promise.all(this.workers.splice(0).map((w) => w.close()));
   }
 

@@ -48,6 +48,8 @@ export interface ServeConfig {
   readOnly: boolean;
   /** How often a read-only server looks for changes in the repository. */
   watchIntervalMs: number;
+  /** Comment lines on idle event streams, so that proxies keep them open. */
+  sseHeartbeatMs: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
@@ -74,6 +76,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   drainTimeoutMs: 30_000,
   readOnly: false,
   watchIntervalMs: 2000,
+  sseHeartbeatMs: 15_000,
 });
 
 export function serveConfig(overrides: Partial<ServeConfig> = {}): ServeConfig {

@@ -13,7 +13,8 @@ describe('graceful shutdown', () => {
   it('flips readiness, stops accepting and finishes in-flight work before releasing the models', async () => {
     const s = await startTestServer({ maxQueueDelayMs: 300 }, [{ name: 'tiny', versions: [1] }]);
     const inflight = fetch(`${s.url}/v2/models/tiny/infer`, { method: 'POST', body: inferBody() });
-    await new Promise((r) => setTimeout(r, 50));
+    // Drain once the request is in the server's hands (a connection still sending it would be idle, and closed).
+    while (s.server.service.inflightCount === 0) await new Promise((r) => setTimeout(r, 5));
     const drained = s.server.drain(5000);
     expect(s.server.service.ready()).toBe(false);
     await expect(fetch(`${s.url}/v2/health/live`)).rejects.toThrow();

@@ -8,11 +8,11 @@ import { lockRepository } from '../artifacts/repository-lock';
 import { ModelRegistry } from '../runtime/model-registry';
 import { RepositoryWatcher } from '../runtime/repository-watch';
 import type { ServeConfig } from './config';
-import { startGrpcServer, type GrpcServer } from './grpc-server';
-import { ServeMetrics } from './metrics';
-import { createRestApp } from './rest-app';
-import { fastInferPath } from './rest-fast-path';
-import { InferenceService } from './service';
+import { startGrpcServer, type GrpcServer } from './grpc/server';
+import { ServeMetrics } from './core/metrics';
+import { createRestApp } from './rest/app';
+import { fastInferPath } from './rest/fast-path';
+import { InferenceService } from './core/service';
 
 export interface RunningServer {
   service: InferenceService;
@@ -59,7 +59,7 @@ export async function startServer(config: ServeConfig, log: Logger = createLogge
     log: (message) => log.info(message),
     observe: (model, version) => metrics.batchObserver(model, version),
   });
-  const service = new InferenceService(registry, config, metrics);
+  const service = new InferenceService(registry, config, metrics, (labels, error) => log.error({ ...labels, err: error.message }, 'request failed'));
   // A server that may write to the repository holds its lock first: recovery must never run on another server's live jobs.
   const writes = config.finetune !== undefined && !config.readOnly;
   const lock = writes ? await lockRepository(config.models) : undefined;
@@ -82,7 +82,7 @@ export async function startServer(config: ServeConfig, log: Logger = createLogge
   const httpPort = (httpServer.address() as AddressInfo).port;
   let grpc: GrpcServer | undefined;
   try {
-    if (config.grpcPort !== undefined) grpc = await startGrpcServer(service, config, config.grpcPort, finetune, (message) => log.error(message));
+    if (config.grpcPort !== undefined) grpc = await startGrpcServer(service, config, config.grpcPort, finetune);
     log.info({ http: httpPort, grpc: grpc?.port, models: config.models, device: config.device, readOnly: config.readOnly }, 'listening; loading models');
     await registry.loadAll();
     await watcher?.start();

@@ -9,7 +9,7 @@ import { OPTIMIZERS } from '../../model/optimizers';
 import { describeChoices } from '../../text/choices';
 import cliProgress from 'cli-progress';
 import type { Decision, EpochReport, Evaluation, JobRecord, MetricsPair, StepProgress, TrainReady } from '../../finetune/record';
-import { readSseEvents } from '../../serve/sse';
+import { readSseEvents } from '../../serve/rest/sse';
 import { formatNumber, parseNumber, parseTaskWeights, table } from '../format';
 import { annotationsFileOf } from '../../data/annotations';
 

@@ -4,8 +4,8 @@ import pino from 'pino';
 import sharp from 'sharp';
 import { makeRepository, type RepositoryModel } from '../../runtime/testing/repository';
 import { serveConfig, type ServeConfig } from '../config';
-import { protos } from '../grpc-common';
-import { fineTuneService } from '../grpc-finetune';
+import { protos } from '../grpc/calls';
+import { fineTuneService } from '../grpc/finetune';
 import { startServer, type RunningServer } from '../server';
 
 export interface TestServer {
@@ -63,7 +63,7 @@ export function grpcClients(address: string) {
   };
 }
 
-/** Calls a unary method and resolves with the response or rejects with the ServiceError-like status. */
+/** Calls a unary method and resolves with the response or rejects with the TridentError-like status. */
 export function unaryCall<T = Record<string, unknown>>(
   client: Client,
   method: string,
