@@ -7,8 +7,8 @@
  *
  * - node.xz: this Node.js binary, symbols stripped;
  * - node_modules.tar.xz: the production dependencies, Linux x64 binaries only, no type
- *   declarations, source maps or markdown;
- * - dist.tar.xz: the compiled JavaScript without tests;
+ *   declarations, source maps or markdown, and of onnxruntime-web (the web app's) only its entry;
+ * - dist.tar.xz: the build without tests and source maps;
  * - provider.tar.xz: the CUDA provider for one GPU architecture (sm_90: H100/H200). In its
  *   .nv_fatbin every other architecture's code is zeroed, and so are the containers whose kernels
  *   all belong to com.microsoft contrib ops (attention, MoE, LLM kernels), which Trident graphs
@@ -104,7 +104,9 @@ function dependencyFiles(): string[] {
   const packages = [...new Set(listing.split('\n').filter((l) => l.includes(`${path.sep}node_modules${path.sep}`)))];
   const skip = (rel: string) =>
     /\.(d\.[cm]?ts|map|md|markdown)$/i.test(rel) ||
-    (rel.startsWith('node_modules/onnxruntime-node/bin/') && !/bin\/napi-v6\/linux\/x64\/(libonnxruntime\.so\.1|onnxruntime_binding\.node)$/.test(rel));
+    (rel.startsWith('node_modules/onnxruntime-node/bin/') && !/bin\/napi-v6\/linux\/x64\/(libonnxruntime\.so\.1|onnxruntime_binding\.node)$/.test(rel)) ||
+    // The browser's runtime (143 MB of wasm) serves only the web app, which the GPU run does not use.
+    (rel.startsWith('node_modules/onnxruntime-web/') && !/^node_modules\/onnxruntime-web\/(package\.json|dist\/ort\.node\.min\.js)$/.test(rel));
   const files: string[] = [];
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -133,7 +135,7 @@ function distFiles(): string[] {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(full);
-      else if (entry.name.endsWith('.js') && !entry.name.endsWith('.test.js')) files.push(path.relative(ROOT, full));
+      else if (!entry.name.endsWith('.test.js') && !entry.name.endsWith('.map')) files.push(path.relative(ROOT, full));
     }
   };
   walk(path.join(ROOT, 'dist'));
