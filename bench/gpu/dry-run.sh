@@ -22,4 +22,6 @@ files=$(find "$SCRATCH/out" -type f | wc -l)
 deep=$(find "$SCRATCH/out" -mindepth 3 -type f | wc -l)
 ((files <= 8 && deep == 0)) || { echo "dry-run: \$OUT breaks the device tool's limits ($files files, $deep too deep)"; exit 1; }
 grep -q 'phases with no result' "$SCRATCH/out/summary.txt" && { echo "dry-run: a phase failed"; exit 1; }
+node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); if (!r.providers?.length) process.exit(1)' "$SCRATCH/out/doctor.json" ||
+  { echo "dry-run: doctor.json is not a doctor report"; exit 1; }
 echo "dry-run: ok"

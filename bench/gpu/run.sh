@@ -110,8 +110,8 @@ echo "python: $PY; LD_LIBRARY_PATH=$LD_LIBRARY_PATH; Fashion-MNIST training spli
   fi
   sed -n '/"provider": {/,/}/p' "$PACK/MANIFEST.json"
 } >"$OUT/facts.txt" 2>&1
-timeout 120 "$NODE" dist/cli/index.js doctor --json >"$OUT/doctor.json" 2>"$STAGE/doctor.stderr"
-timeout 120 "$NODE" dist/cli/index.js doctor 2>/dev/null | sed -n '/^execution providers/,/^CUDA provider files/p'
+timeout 120 "$NODE" bin/trident.js doctor --json >"$OUT/doctor.json" 2>"$STAGE/doctor.stderr"
+timeout 120 "$NODE" bin/trident.js doctor 2>/dev/null | sed -n '/^execution providers/,/^CUDA provider files/p'
 
 # --- the phases ---------------------------------------------------------------------------------
 G=(dist/bench/gpu/device.js)
