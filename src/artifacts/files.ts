@@ -1,6 +1,6 @@
 /** Atomic file writes and checksums for files that matter (models, checkpoints, manifests). */
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fs, openSync, writeSync, fsyncSync, closeSync, renameSync, mkdirSync } from 'node:fs';
+import { promises as fs, openSync, writeSync, fsyncSync, closeSync, renameSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 export function sha256(data: Uint8Array): string {
@@ -21,7 +21,12 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
     throw e;
   }
   await handle.close();
-  await fs.rename(tmp, file);
+  try {
+    await fs.rename(tmp, file);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
 }
 
 /** Synchronous variant, for signal handlers and worker shutdown paths. */
@@ -30,10 +35,15 @@ export function writeFileAtomicSync(file: string, data: Uint8Array | string): vo
   const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   const fd = openSync(tmp, 'w');
   try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
   }
-  renameSync(tmp, file);
 }

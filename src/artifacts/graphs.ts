@@ -85,7 +85,7 @@ function addParamInputs(b: GraphBuilder, params: ParamDef[]): void {
   for (const p of params) b.input(p.name, 'float32', p.shape);
 }
 
-export interface TrainStepOptions {
+export interface TrainStepGraphOptions {
   optimizer: OptimizerConfig;
   /** Parameter groups to keep fixed (fed as inputs, not updated). */
   frozen?: ('trunk' | 'head')[];
@@ -100,7 +100,7 @@ export function trainableParams(spec: ModelSpec, frozen: ('trunk' | 'head')[] = 
  * params + optimizer state + step + lr + weight decay + clip norm + task weights + batch
  * → loss, task_losses, grad_norm, <param>.next, <state>.next, step.next.
  */
-export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepOptions): BuiltGraph {
+export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepGraphOptions): BuiltGraph {
   const b = new GraphBuilder(`${spec.name}_train_step`);
   const all = layout(spec).params;
   const trainable = trainableParams(spec, opts.frozen);

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { makeRepository } from '../runtime/testing/repository';
 import { FUZZ_CLASSES, describeCase, fuzzCases, runCases, type Target } from '../serve/testing/fuzz';
 import { startServeProcess, type ServeProcess } from '../serve/testing/process';
-import { table } from '../text/table';
+import { table } from '../base/table';
 
 const SERVE_ARGS = ['--api-key', 'fuzz-key', '--finetune-api-key', 'fuzz-ft-key', '--finetune-reference-count', '0', '--max-body', '16'];
 

@@ -18,7 +18,7 @@ import sharp from 'sharp';
 import { exportModel } from '../artifacts/export';
 import { readManifest, type Manifest } from '../artifacts/manifest';
 import { parseProvider, type ProviderName } from '../runtime/execution-providers';
-import { table } from '../text/table';
+import { table } from '../base/table';
 import type { ServeConfig } from '../serve/config';
 import { runChild, sampleTensor, startChild, type ChildJob, type LoadShape, type TensorShape } from './serve-child';
 import type { Measurement } from './serve-measure';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { startServeProcess } from '../serve/testing/process';
-import { table } from '../text/table';
+import { table } from '../base/table';
 import { runWrk, wrkAvailable, type WrkReport } from './serve-wrk';
 
 const MODELS = path.join(__dirname, '..', '..', 'models');

@@ -12,7 +12,8 @@ import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
 import { buildInferGraph } from '../artifacts/graphs';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
-import { initParams, seededRandom } from '../model/params';
+import { initParams } from '../model/params';
+import { mulberry32 } from '../base/random';
 import type { ModelSpec } from '../model/spec';
 import { encodeModel } from '../onnx/serialize';
 import { createSession } from '../runtime/session';
@@ -37,7 +38,7 @@ export function median(values: number[]): number {
 }
 
 export function randomBatch(spec: ModelSpec, n: number, seed = 1): TrainBatch {
-  const random = seededRandom(seed);
+  const random = mulberry32(seed);
   const { channels, height, width } = spec.input;
   const k = spec.heads.classification.labels.length;
   const images = new Float32Array(n * channels * height * width).map(() => random() * 2 - 1);

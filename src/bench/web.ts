@@ -19,7 +19,7 @@ import { exportModel } from '../artifacts/export';
 import type { ServedManifest } from '../artifacts/manifest-schema';
 import { decodeCheckpoint } from '../artifacts/checkpoint';
 import { stackSamples, type Sample } from '../data/batch';
-import { mulberry32 } from '../data/random';
+import { mulberry32 } from '../base/random';
 import { serveConfig } from '../serve/config';
 import { startServer } from '../serve/server';
 import { initialState, planTrainStep, StepDriver } from '../runtime/step-driver';

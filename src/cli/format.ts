@@ -1,6 +1,6 @@
 /** Argument parsing for the CLI; tables come from text/table. */
 import { TASKS, toTaskVector, type TaskVector } from '../model/tasks';
-export { formatNumber, table } from '../text/table';
+export { formatNumber, table } from '../base/table';
 
 export function parseNumber(value: string, flag: string, opts: { integer?: boolean; min?: number; max?: number } = {}): number {
   const n = Number(value);

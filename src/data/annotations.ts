@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import type { InputSpec } from '../model/spec';
 import { normaliseAnnotatedBox, parseAnnotationLine } from './annotation-line';
 import type { NormalisedBox, Sample } from './dataset';
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import { prepareImage, type Box } from './image';
 
 export const ANNOTATIONS_FILE = 'annotations.jsonl';

@@ -1,6 +1,6 @@
 /** Samples and batches as the train step takes them, and the epoch order. Pure (no Node API): the web app shares it. */
 import type { InputSpec } from '../model/spec';
-import { hashSeed, mulberry32 } from './random';
+import { hashSeed, mulberry32 } from '../base/random';
 
 export type NormalisedBox = [x1: number, y1: number, x2: number, y2: number];
 

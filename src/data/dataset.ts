@@ -3,7 +3,7 @@ import type { InputSpec } from '../model/spec';
 import { renderFashionLoc, fashionLocPool, type FashionLocSource, type FashionLocSplit } from './fashionloc';
 import { stackSamples, type Batch, type NormalisedBox, type Sample } from './batch';
 import { toCHW } from '../model/pixels';
-import { hashSeed, mulberry32 } from './random';
+import { hashSeed, mulberry32 } from '../base/random';
 
 export { collate, epochOrder, type Batch, type NormalisedBox, type Sample } from './batch';
 

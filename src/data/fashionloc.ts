@@ -8,7 +8,7 @@
  * whose intensity after scaling exceeds ITEM_THRESHOLD are drawn, and the box is their tight box.
  */
 import { FASHION_MNIST_SIDE, type FashionMnist, type FashionMnistSplit } from './idx';
-import { hashSeed, mulberry32, randomInt, randomRange, type Random } from './random';
+import { hashSeed, mulberry32, randomInt, randomRange, type Random } from '../base/random';
 
 export type FashionLocSplit = 'train' | 'val' | 'test';
 export const FASHIONLOC_SPLITS: readonly FashionLocSplit[] = ['train', 'val', 'test'];

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import type { InputSpec } from '../model/spec';
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import { boxToNormalised, boxToPixels, prepareImage, toCHW } from './image';
 
 const rgbInput: InputSpec = { channels: 3, height: 8, width: 8, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };

@@ -8,7 +8,7 @@
  * use their first frame.
  */
 import sharp from 'sharp';
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import { normalise } from '../model/pixels';
 import type { InputSpec } from '../model/spec';
 

@@ -3,7 +3,7 @@
  * class, for tests and offline smoke runs where the real files are not available.
  */
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_SIDE, type FashionMnistSplit } from './idx';
-import { hashSeed, mulberry32, randomRange } from './random';
+import { hashSeed, mulberry32, randomRange } from '../base/random';
 
 export function syntheticFashionMnist(count: number, seed = 0): FashionMnistSplit {
   const side = FASHION_MNIST_SIDE;

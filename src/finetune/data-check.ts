@@ -3,14 +3,14 @@
  * every label and box checked against the model. Problems name the file and line as the client
  * knows them; nothing reaches the model.
  */
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Manifest } from '../artifacts/manifest';
 import { AnnotationError, loadAnnotatedDataset } from '../data/annotations';
 import type { UploadLimits } from './config';
-import { heldOutCount } from './params';
+import { heldOutCount } from './hyperparams';
 import type { DataInfo } from './record';
 
 export interface CheckedData {

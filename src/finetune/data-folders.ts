@@ -1,5 +1,5 @@
 /** Data a job names instead of uploading: only inside the folders the server's configuration allows. */
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ANNOTATIONS_FILE } from '../data/annotations';

@@ -1,5 +1,5 @@
 /** The fine-tune job system's one failure of its own: a second job for a model that has one. */
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 
 /** A `conflict` naming the job that holds the model, also as the `job_id` detail. */
 export function jobConflict(model: string, runningJobId: string): TridentError {

@@ -10,7 +10,7 @@ import { checkData, dataChecksum } from './data-check';
 import { resolveDataReference } from './data-folders';
 import { JobEventHub } from './events';
 import { decide } from './gate';
-import { parseHyperParams, trainingLength, FINETUNE_DEFAULTS } from './params';
+import { parseHyperParams, trainingLength, FINETUNE_DEFAULTS } from './hyperparams';
 import type { JobEvent } from './record';
 import { REFERENCE_SEED } from './reference';
 import { makeLabelledSet, makeRepository } from './testing/fixtures';

@@ -6,7 +6,7 @@ import { listVersions, readServingPointer, stagingDir, writeServingPointer } fro
 import { builtinSpec, FASHION_LABELS, parseSpec } from '../model/spec';
 import type { FinetuneConfig } from './config';
 import { dataChecksum } from './data-check';
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import { JobManager, type JobManagerOptions } from './manager';
 import type { JobEvent, JobRecord } from './record';
 import { RESTART_REASON } from './recovery';

@@ -5,7 +5,7 @@ import type { EpochReport, StepProgress, TrainReady } from '../train/progress';
 
 export type { EpochReport, StepProgress, TrainReady };
 import type { GateMetric } from './config';
-import type { HyperParams } from './params';
+import type { HyperParams } from './hyperparams';
 
 export type JobState = 'queued' | 'running' | 'evaluating' | 'promoting' | 'succeeded' | 'failed' | 'cancelled';
 

@@ -2,7 +2,7 @@
  * Job records on disk: `<models>/.jobs/<id>/job.json` (atomic writes) and the job's uploads in
  * `<models>/.jobs/<id>/uploads/`. Hidden from the model repository by its leading dot.
  */
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';

@@ -2,7 +2,7 @@
  * Files of an upload, written inside one job's uploads folder under size and count limits. Names
  * come from clients: they are reduced to plain relative paths that cannot leave the folder.
  */
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';

@@ -6,7 +6,7 @@
  * pass decides whether "latest" moves. The model's job slot is held meanwhile, so that no job
  * and no other upload promotes the same model at the same time.
  */
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';

@@ -4,7 +4,7 @@
  * and AdamW (decoupled weight decay). Optional clipping by global gradient norm.
  */
 import type { GraphBuilder } from '../onnx/builder';
-import { chooseName, type Documented } from '../text/choices';
+import { chooseName, type Documented } from '../base/choices';
 
 export interface OptimizerConfig {
   name: OptimizerName;

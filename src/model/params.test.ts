@@ -1,3 +1,4 @@
+import { firstBitDifference } from '../testing/compare';
 import { initParams, layout } from './params';
 import { builtinSpec, parseSpec, trunkOutput } from './spec';
 
@@ -59,10 +60,8 @@ describe('initialisation', () => {
     const a = initParams(spec, 7);
     const b = initParams(spec, 7);
     const c = initParams(spec, 8);
-    for (const [name, values] of a) {
-      expect(Buffer.from(b.get(name)!.buffer).equals(Buffer.from(values.buffer))).toBe(true);
-      expect(Buffer.from(c.get(name)!.buffer).equals(Buffer.from(values.buffer))).toBe(false);
-    }
+    expect(firstBitDifference(a, b)).toBeUndefined();
+    for (const [name, values] of a) expect(firstBitDifference(new Map([[name, values]]), c)).toBeDefined();
   });
 
   it('draws every weight and bias within ±1/sqrt(fan_in), spread over the range', () => {

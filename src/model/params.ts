@@ -1,4 +1,5 @@
 /** Parameter names, shapes and PyTorch-default initialisation for a model spec. */
+import { mulberry32 } from '../base/random';
 import type { ModelSpec } from './spec';
 import { trunkOutput } from './spec';
 
@@ -56,25 +57,12 @@ export function layout(spec: ModelSpec): Layout {
   return { params, convIndex, sharedIndex };
 }
 
-/** splitmix32-style generator: deterministic uniform floats in [0, 1) from a seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x9e3779b9) >>> 0;
-    let z = state;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    z = (z ^ (z >>> 16)) >>> 0;
-    return z / 4294967296;
-  };
-}
-
 /**
  * PyTorch's defaults for Conv2d and Linear: weight ~ kaiming_uniform(a=√5), i.e. U(±1/√fan_in),
  * and bias ~ U(±1/√fan_in). Same distribution as PyTorch, drawn from our own seeded generator.
  */
 export function initParams(spec: ModelSpec, seed: number): Map<string, Float32Array> {
-  const random = seededRandom(seed);
+  const random = mulberry32(seed);
   const values = new Map<string, Float32Array>();
   for (const p of layout(spec).params) {
     const bound = 1 / Math.sqrt(p.fanIn);

@@ -1,4 +1,6 @@
-import { GraphBuilder, attr, decodeModel, encodeModel, tensor } from '.';
+import { GraphBuilder } from './builder';
+import { attr, tensor } from './ir';
+import { decodeModel, encodeModel } from './serialize';
 import { runModel } from '../testing/ort';
 
 describe('onnx IR serialisation', () => {

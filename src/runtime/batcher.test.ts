@@ -1,4 +1,4 @@
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import { DynamicBatcher, type BatcherOptions } from './batcher';
 
 const options: BatcherOptions = { maxBatch: 4, maxQueueDelayMs: 0, maxQueueSize: 8, concurrency: 1 };

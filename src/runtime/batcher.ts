@@ -1,4 +1,4 @@
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 /**
  * Dynamic batching: requests queue up while every runner is busy and leave together, up to
  * `maxBatch` samples. A runner that is idle takes whatever is queued after `maxQueueDelayMs`

@@ -5,7 +5,7 @@
  * provider-checks.ts, whose table TypeScript holds to the same keys. Adding a provider is an entry
  * here, one there, and, where it needs more than ONNX Runtime's CPU build, a module like cuda.ts.
  */
-import { choiceNames, chooseName, describeChoices, type Documented } from '../text/choices';
+import { choiceNames, chooseName, describeChoices, type Documented } from '../base/choices';
 
 export interface ExecutionProvider extends Documented {
   /** Its name in ONNX Runtime's `executionProviders` list. */

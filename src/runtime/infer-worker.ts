@@ -3,12 +3,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { createSession } from './session';
 import type { HostTensor, NumericDType, TypedArray } from './tensor';
-import { transferList, type Feeds, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol';
+import { transferList, type HostFeeds, type FromInferWorker, type ToInferWorker, type WorkerInit } from './worker-protocol';
 import { exitWhenAsked } from './worker-exit';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
-const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
+const post = (message: FromInferWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 
 function toHost(t: ort.Tensor): HostTensor {
   // A private copy, so the buffer can be transferred regardless of who owns ORT's memory.
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     post({ type: 'load_failed', message: (e as Error).message });
     return;
   }
-  const handle = async (msg: ToWorker) => {
+  const handle = async (msg: ToInferWorker) => {
     if (msg.type === 'close') {
       await session.release();
       port.close();
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
       const feeds: Record<string, ort.Tensor> = {};
       for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor(t.dtype, t.data as never, t.dims);
       const result = await session.run(feeds);
-      const outputs: Feeds = {};
+      const outputs: HostFeeds = {};
       for (const [name, t] of Object.entries(result)) outputs[name] = toHost(t);
       const inputs = transferList(msg.feeds);
       post({ type: 'result', id: msg.id, outputs, inputs }, [...transferList(outputs), ...inputs]);
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   };
   // Runs queue here one after another; the main thread may hand over the next before this one ends.
   let previous: Promise<void> = Promise.resolve();
-  port.on('message', (msg: ToWorker) => {
+  port.on('message', (msg: ToInferWorker) => {
     previous = previous.then(() => handle(msg));
   });
 }

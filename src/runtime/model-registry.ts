@@ -3,14 +3,14 @@
  * A (re)load prepares every version fully before swapping the whole set in at once; versions it
  * replaces are released only after their in-flight requests finish.
  */
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { KeyedLock } from './keyed-lock';
 import { ModelVersion, type ExecutionOptions } from './model-version';
 import { servingOrder } from '../artifacts/repository';
-import { quote } from '../text/quote';
+import { quote } from '../base/quote';
 
 export type VersionPolicy = 'all' | 'latest';
 

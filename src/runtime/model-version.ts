@@ -1,5 +1,5 @@
 /** One loaded version of a model: its manifest, its worker sessions, its batcher, and its in-flight count. */
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import path from 'node:path';
 import { readManifest, type Manifest } from '../artifacts/manifest';
 import { DynamicBatcher, type BatchObserver, type SubmitOptions } from './batcher';
@@ -7,7 +7,7 @@ import { BufferPool } from './buffer-pool';
 import type { Device, ProviderName } from './execution-providers';
 import { concatBatch, isNumericDType, sliceBatch, zeros, type HostTensor, type NumericDType } from './tensor';
 import { WorkerPool } from './worker-pool';
-import type { Feeds } from './worker-protocol';
+import type { HostFeeds } from './worker-protocol';
 
 export interface ExecutionOptions {
   device: Device;
@@ -54,7 +54,7 @@ export class ModelVersion {
     readonly outputs: TensorSpec[],
     readonly maxBatch: number,
     private readonly pool: WorkerPool,
-    private readonly batcher: DynamicBatcher<Feeds, Feeds>,
+    private readonly batcher: DynamicBatcher<HostFeeds, HostFeeds>,
   ) {}
 
   /** Verifies the folder against its manifest, starts the sessions and warms each one up. */
@@ -76,7 +76,7 @@ export class ModelVersion {
     }
     const observer = opts.observe?.(name, version) ?? {};
     const buffers = new BufferPool();
-    const batcher = new DynamicBatcher<Feeds, Feeds>(
+    const batcher = new DynamicBatcher<HostFeeds, HostFeeds>(
       { maxBatch, maxQueueDelayMs: opts.maxQueueDelayMs, maxQueueSize: opts.maxQueueSize, concurrency: pool.capacity, eagerRuns: pool.size },
       (items) => runBatch(pool, buffers, items),
       (feeds) => batchSize(feeds),
@@ -110,7 +110,7 @@ export class ModelVersion {
   }
 
   /** Runs one request (whose tensors share a leading batch dimension) through the batcher. */
-  infer(feeds: Feeds, opts: SubmitOptions = {}): Promise<Feeds> {
+  infer(feeds: HostFeeds, opts: SubmitOptions = {}): Promise<HostFeeds> {
     return this.batcher.submit(feeds, opts);
   }
 
@@ -125,17 +125,17 @@ export class ModelVersion {
   }
 }
 
-function batchSize(feeds: Feeds): number {
+function batchSize(feeds: HostFeeds): number {
   const first = Object.values(feeds)[0];
   return first ? first.dims[0] : 1;
 }
 
-async function runBatch(pool: WorkerPool, buffers: BufferPool, items: Feeds[]): Promise<Feeds[]> {
+async function runBatch(pool: WorkerPool, buffers: BufferPool, items: HostFeeds[]): Promise<HostFeeds[]> {
   const names = Object.keys(items[0]);
-  const joined: Feeds = {};
+  const joined: HostFeeds = {};
   for (const name of names) joined[name] = concatBatch(items.map((feeds) => feeds[name]), (bytes) => buffers.take(bytes));
   const outputs = await pool.run(joined, (returned) => returned.forEach((b) => buffers.give(b)));
-  const results: Feeds[] = [];
+  const results: HostFeeds[] = [];
   let row = 0;
   for (const feeds of items) {
     const rows = batchSize(feeds);

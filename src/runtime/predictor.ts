@@ -1,21 +1,21 @@
 /** Runs images through a model version and turns its three heads into one prediction per image. */
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import { decodePrediction, type PredictOptions, type Prediction } from '../model/predictions';
 import type { SubmitOptions } from './batcher';
 import type { ModelVersion } from './model-version';
 import type { HostTensor } from './tensor';
-import type { Feeds } from './worker-protocol';
+import type { HostFeeds } from './worker-protocol';
 
 export type { Corners, Prediction, PredictOptions, ScoredLabel } from '../model/predictions';
 
 export const HEAD_OUTPUTS = { classProbs: 'class_probs', objectness: 'objectness', box: 'box' } as const;
 
 /** Decodes row `row` of the model's outputs. */
-export function decodeHeads(outputs: Feeds, row: number, labels: readonly string[], opts: PredictOptions): Prediction {
+export function decodeHeads(outputs: HostFeeds, row: number, labels: readonly string[], opts: PredictOptions): Prediction {
   return decodePrediction(rowOf(outputs, HEAD_OUTPUTS.classProbs, row), rowOf(outputs, HEAD_OUTPUTS.objectness, row)[0], rowOf(outputs, HEAD_OUTPUTS.box, row), labels, opts);
 }
 
-function rowOf(outputs: Feeds, name: string, row: number): Float32Array {
+function rowOf(outputs: HostFeeds, name: string, row: number): Float32Array {
   const t: HostTensor | undefined = outputs[name];
   if (!t || t.dtype !== 'float32') throw new TridentError('internal', `the model has no float32 output "${name}"`);
   const width = t.data.length / t.dims[0];

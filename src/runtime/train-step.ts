@@ -39,7 +39,7 @@ export interface StepResult {
   gradNorm: number;
 }
 
-export interface TrainStepOptions {
+export interface TrainStepGraphOptions {
   optimizer: OptimizerConfig;
   frozen?: ('trunk' | 'head')[];
   device?: Device;
@@ -88,7 +88,7 @@ export class TrainStepRunner {
     readonly spec: ModelSpec,
     private readonly session: ort.InferenceSession,
     readonly provider: ProviderName,
-    private readonly opts: TrainStepOptions,
+    private readonly opts: TrainStepGraphOptions,
     start: Checkpoint,
   ) {
     const trainable = new Set(trainableParams(spec, opts.frozen).map((p) => p.name));
@@ -110,7 +110,7 @@ export class TrainStepRunner {
     this.step = optimizer?.step ?? 0;
   }
 
-  static async create(start: Checkpoint, opts: TrainStepOptions): Promise<TrainStepRunner> {
+  static async create(start: Checkpoint, opts: TrainStepGraphOptions): Promise<TrainStepRunner> {
     if (start.optimizer && start.optimizer.config.name !== opts.optimizer.name) {
       // A different optimizer starts from fresh state; the weights carry over.
       start = { ...start, optimizer: undefined };

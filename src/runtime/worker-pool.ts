@@ -3,11 +3,11 @@
  * `depth` runs: one executing and the rest waiting inside the worker, so that it starts its next
  * run without a round trip through the (possibly busy) main thread.
  */
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import path from 'node:path';
 import type { Device, ProviderName } from './execution-providers';
 import { WorkerChannel } from './worker-channel';
-import { transferList, type Feeds, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol';
+import { transferList, type HostFeeds, type FromInferWorker, type ToInferWorker, type WorkerInit } from './worker-protocol';
 
 export interface WorkerPoolOptions {
   /** Path of the .onnx file. */
@@ -23,8 +23,8 @@ export interface WorkerPoolOptions {
 }
 
 interface Job {
-  feeds: Feeds;
-  resolve: (outputs: Feeds) => void;
+  feeds: HostFeeds;
+  resolve: (outputs: HostFeeds) => void;
   reject: (error: Error) => void;
   /** Receives the input buffers back once the run is done. */
   recycle?: (buffers: ArrayBuffer[]) => void;
@@ -35,7 +35,7 @@ const WORKER_SCRIPT = path.join(__dirname, 'infer-worker.js');
 /** One worker thread and the runs handed to it. */
 class SessionWorker {
   provider: ProviderName = 'cpu';
-  private readonly channel: WorkerChannel<ToWorker, FromWorker>;
+  private readonly channel: WorkerChannel<ToInferWorker, FromInferWorker>;
   private readonly jobs = new Map<number, Job>();
   private nextId = 0;
   private loaded?: { resolve: () => void; reject: (e: Error) => void };
@@ -46,7 +46,7 @@ class SessionWorker {
     private readonly events: { idle: () => void; exit: (w: SessionWorker, reason: string) => void },
     private readonly log?: (message: string) => void,
   ) {
-    this.channel = new WorkerChannel<ToWorker, FromWorker>(WORKER_SCRIPT, { message: (m) => this.receive(m), failed: (e) => this.fail(e.message) }, { workerData: init }, 'the inference worker');
+    this.channel = new WorkerChannel<ToInferWorker, FromInferWorker>(WORKER_SCRIPT, { message: (m) => this.receive(m), failed: (e) => this.fail(e.message) }, { workerData: init }, 'the inference worker');
   }
 
   get load(): number {
@@ -73,7 +73,7 @@ class SessionWorker {
     clearTimeout(timeout);
   }
 
-  private receive(msg: FromWorker): void {
+  private receive(msg: FromInferWorker): void {
     switch (msg.type) {
       case 'loaded':
         this.provider = msg.provider;
@@ -152,7 +152,7 @@ export class WorkerPool {
    * Runs the session on the least loaded worker. The feeds' buffers are transferred (detached here);
    * `recycle` gets them back after a successful run.
    */
-  run(feeds: Feeds, recycle?: (buffers: ArrayBuffer[]) => void): Promise<Feeds> {
+  run(feeds: HostFeeds, recycle?: (buffers: ArrayBuffer[]) => void): Promise<HostFeeds> {
     if (this.closed) return Promise.reject(new TridentError('unavailable', 'the model is being unloaded'));
     return new Promise((resolve, reject) => {
       this.waiting.push({ feeds, resolve, reject, recycle });
@@ -161,8 +161,8 @@ export class WorkerPool {
   }
 
   /** Runs `makeFeeds()` once on every worker, e.g. to warm each session up. */
-  async runOnEach(makeFeeds: () => Feeds): Promise<void> {
-    await Promise.all(this.workers.map((w) => new Promise<Feeds>((resolve, reject) => w.run({ feeds: makeFeeds(), resolve, reject }))));
+  async runOnEach(makeFeeds: () => HostFeeds): Promise<void> {
+    await Promise.all(this.workers.map((w) => new Promise<HostFeeds>((resolve, reject) => w.run({ feeds: makeFeeds(), resolve, reject }))));
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,8 @@
 /** Test helpers: deterministic random training batches and ORT feeds for the training graphs. */
 import * as ort from 'onnxruntime-node';
 import { IO } from '../artifacts/graphs';
-import { layout, seededRandom } from '../model/params';
+import { layout } from '../model/params';
+import { mulberry32 } from '../base/random';
 import type { ModelSpec } from '../model/spec';
 import { batchFeeds as runtimeBatchFeeds, type TrainBatch } from '../runtime/train-step';
 
@@ -12,7 +13,7 @@ export interface RandomBatchOptions {
 
 /** Images in the normalised range, labels, boxes with x1 < x2 and y1 < y2, mask = objectness. */
 export function randomBatch(spec: ModelSpec, size: number, seed: number, opts: RandomBatchOptions = {}): TrainBatch {
-  const random = seededRandom(seed);
+  const random = mulberry32(seed);
   const { channels, height, width } = spec.input;
   const classes = spec.heads.classification.labels.length;
   const p = opts.objects ?? 0.75;

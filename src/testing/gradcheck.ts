@@ -6,11 +6,11 @@
  * of the same loss, evaluated by running the forward graph on perturbed inputs and summing in float64.
  */
 import { gradients } from '../autodiff/grad';
-import { mulberry32 } from '../data/random';
+import { mulberry32 } from '../base/random';
 import { GraphBuilder } from '../onnx/builder';
 import type { DType, Model, Shape, TensorValue } from '../onnx/ir';
 import { numel, tensor } from '../onnx/ir';
-import { type Feeds, openSession } from './ort';
+import { type OrtFeeds, openSession } from './ort';
 
 export interface GradCheckInput {
   /** Runtime shape of the value fed. */
@@ -40,7 +40,7 @@ export interface GradCheckCase {
 }
 
 export interface AnalyticGradients {
-  feeds: Feeds;
+  feeds: OrtFeeds;
   output: TensorValue;
   cotangent: TensorValue;
   grads: Record<string, TensorValue>;
@@ -80,8 +80,8 @@ function checkedInputs(c: GradCheckCase, dtype: DType): string[] {
     .map(([name]) => name);
 }
 
-function makeFeeds(c: GradCheckCase, dtype: DType, seed: number): Feeds {
-  const feeds: Feeds = {};
+function makeFeeds(c: GradCheckCase, dtype: DType, seed: number): OrtFeeds {
+  const feeds: OrtFeeds = {};
   Object.entries(c.inputs).forEach(([name, spec], k) => {
     const count = numel(spec.shape);
     const values = spec.values ?? randomValues(count, seed + 7919 * (k + 1));
@@ -140,7 +140,7 @@ export async function gradCheck(c: GradCheckCase): Promise<GradCheckReport> {
   const analytic = await analyticGradients(c);
   const session = await openSession(analytic.forward);
   const cot = analytic.cotangent.data as ArrayLike<number>;
-  const loss = async (feeds: Feeds) => dot((await session.run(feeds, [OUTPUT]))[OUTPUT].data as ArrayLike<number>, cot);
+  const loss = async (feeds: OrtFeeds) => dot((await session.run(feeds, [OUTPUT]))[OUTPUT].data as ArrayLike<number>, cot);
 
   const errors: Record<string, number> = {};
   const numeric: Record<string, Float64Array> = {};

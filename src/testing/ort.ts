@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import type { Model, TensorValue } from '../onnx/ir';
 import { encodeModel } from '../onnx/serialize';
 
-export type Feeds = Record<string, TensorValue>;
+export type OrtFeeds = Record<string, TensorValue>;
 
 export function toOrt(t: TensorValue): ort.Tensor {
   return new ort.Tensor(t.dtype, t.data as never, t.dims);
@@ -13,7 +13,7 @@ export function fromOrt(t: ort.Tensor): TensorValue {
   return { dtype: t.type as TensorValue['dtype'], dims: [...t.dims], data: t.data as TensorValue['data'] };
 }
 
-export async function runModel(model: Model, feeds: Feeds, fetches?: string[]): Promise<Record<string, TensorValue>> {
+export async function runModel(model: Model, feeds: OrtFeeds, fetches?: string[]): Promise<Record<string, TensorValue>> {
   const session = await openSession(model);
   try {
     return await session.run(feeds, fetches);
@@ -23,7 +23,7 @@ export async function runModel(model: Model, feeds: Feeds, fetches?: string[]): 
 }
 
 export interface OpenSession {
-  run(feeds: Feeds, fetches?: string[]): Promise<Record<string, TensorValue>>;
+  run(feeds: OrtFeeds, fetches?: string[]): Promise<Record<string, TensorValue>>;
   release(): Promise<void>;
 }
 

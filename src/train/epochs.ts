@@ -9,7 +9,7 @@ import type { StepHyper, TrainStepRunner } from '../runtime/train-step';
 import type { BatchQueue } from './batch-queue';
 import type { TrainConfig } from './config';
 import { MONITORS } from './monitors';
-import type { EpochReport, FromWorker, StepProgress, StopReason } from './protocol';
+import type { EpochReport, FromTrainer, StepProgress, StopReason } from './protocol';
 import type { TrainProgress } from './resume';
 import { LR_SCHEDULES } from './schedules';
 import { validate } from './validation';
@@ -25,7 +25,7 @@ export interface EpochLoop {
   /** Changed in place as training goes; what checkpoints save. */
   progress: TrainProgress;
   stopRequested: () => boolean;
-  post: (message: FromWorker) => void;
+  post: (message: FromTrainer) => void;
   saveCheckpoint: () => void;
 }
 

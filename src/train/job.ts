@@ -9,7 +9,7 @@ import type { Batch } from '../data/dataset';
 import { WorkerChannel } from '../runtime/worker-channel';
 import type { TrainConfig } from './config';
 import type { EpochReport, StepProgress, TrainReady } from './progress';
-import type { FromWorker, StopReason, ToWorker } from './protocol';
+import type { FromTrainer, StopReason, ToTrainer } from './protocol';
 
 export type { TrainReady };
 import { BatchMaker, loadSources, type DataSources } from './sources';
@@ -32,7 +32,7 @@ const TRAINER_SCRIPT = path.join(__dirname, 'worker.js');
 
 export class TrainJob extends EventEmitter<TrainJobEvents> {
   readonly done: Promise<TrainDone>;
-  private readonly channel: WorkerChannel<ToWorker, FromWorker>;
+  private readonly channel: WorkerChannel<ToTrainer, FromTrainer>;
   private stopping = false;
 
   private constructor(
@@ -44,7 +44,7 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
     let resolve!: (done: TrainDone) => void;
     let reject!: (error: Error) => void;
     this.done = new Promise((res, rej) => ((resolve = res), (reject = rej)));
-    this.channel = new WorkerChannel<ToWorker, FromWorker>(
+    this.channel = new WorkerChannel<ToTrainer, FromTrainer>(
       TRAINER_SCRIPT,
       {
         message: (m) => this.receive(m, resolve, (e) => this.fail(e, reject)),
@@ -88,7 +88,7 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
     reject(error);
   }
 
-  private receive(m: FromWorker, resolve: (done: TrainDone) => void, fail: (error: Error) => void): void {
+  private receive(m: FromTrainer, resolve: (done: TrainDone) => void, fail: (error: Error) => void): void {
     switch (m.type) {
       case 'need': {
         let batch: Batch;

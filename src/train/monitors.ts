@@ -1,6 +1,6 @@
 /** What early stopping and "best epoch" watch: a score per epoch, higher is better. */
 import type { Metrics } from '../runtime/metrics';
-import type { Documented } from '../text/choices';
+import type { Documented } from '../base/choices';
 
 export interface Monitor extends Documented {
   score(epoch: { valLoss: number; metrics: Metrics }): number;

@@ -8,12 +8,12 @@ export type { EpochReport, ReadyInfo, StepProgress };
 
 export type StopReason = 'finished' | 'early_stop' | 'stopped' | 'max_steps';
 
-export type ToWorker =
+export type ToTrainer =
   | { type: 'start'; config: TrainConfig; stepsPerEpoch: number; valBatches: number }
   | { type: 'batch'; kind: BatchKind; epoch: number; index: number; batch: Batch }
   | { type: 'stop' };
 
-export type FromWorker =
+export type FromTrainer =
   | { type: 'ready'; ready: ReadyInfo }
   | { type: 'need'; kind: BatchKind; epoch: number; index: number }
   | { type: 'step'; step: StepProgress }

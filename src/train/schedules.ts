@@ -1,5 +1,5 @@
 /** Learning-rate schedules: the rate of each step from the peak rate, the step and the run's length. */
-import type { Documented } from '../text/choices';
+import type { Documented } from '../base/choices';
 
 export interface LrSchedule extends Documented {
   rate(peak: number, step: number, totalSteps: number): number;

@@ -15,11 +15,11 @@ import { exitWhenAsked } from '../runtime/worker-exit';
 import { BatchQueue } from './batch-queue';
 import type { TrainConfig } from './config';
 import { runEpochs, totalSteps } from './epochs';
-import type { FromWorker, ToWorker } from './protocol';
+import type { FromTrainer, ToTrainer } from './protocol';
 import { freshProgress, startingPoint } from './resume';
 
 const port = parentPort!;
-const post = (m: FromWorker) => port.postMessage(m);
+const post = (m: FromTrainer) => port.postMessage(m);
 const batches = new BatchQueue((kind, epoch, index) => post({ type: 'need', kind, epoch, index }));
 let stopRequested = false;
 
@@ -64,7 +64,7 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
 
 exitWhenAsked();
 
-port.on('message', (m: ToWorker) => {
+port.on('message', (m: ToTrainer) => {
   if (m.type === 'batch') batches.deliver(m.kind, m.epoch, m.index, m.batch);
   else if (m.type === 'stop') stopRequested = true;
   else if (m.type === 'start') {

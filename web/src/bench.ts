@@ -3,7 +3,7 @@
  * onnxruntime-web, the same way the web app runs it (StepDriver, wasm).
  */
 import { stackSamples, type Sample } from '../../src/data/batch';
-import { mulberry32 } from '../../src/data/random';
+import { mulberry32 } from '../../src/base/random';
 import { initialState, planTrainStep, StepDriver } from '../../src/runtime/step-driver';
 import { loadOrt, sessionOptions } from './ort';
 import { loadModelFiles } from './trainer';

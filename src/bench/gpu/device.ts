@@ -31,7 +31,7 @@ import { encodeModel } from '../../onnx/serialize';
 import { parseProvider, type ProviderName } from '../../runtime/execution-providers';
 import { createSession } from '../../runtime/session';
 import { TrainStepRunner, type StepHyper } from '../../runtime/train-step';
-import { table } from '../../text/table';
+import { table } from '../../base/table';
 import { DEFAULTS } from '../../train/config';
 import { evaluateModel } from '../../train/evaluate';
 import { TrainJob } from '../../train/job';

@@ -5,7 +5,7 @@ import { loadCheckpoint } from '../../artifacts/checkpoint';
 import { checkpointFileOf, exportModel } from '../../artifacts/export';
 import { readManifest } from '../../artifacts/manifest';
 import { OPTIMIZERS, parseOptimizer } from '../../model/optimizers';
-import { describeChoices } from '../../text/choices';
+import { describeChoices } from '../../base/choices';
 import { builtinSpec, parseSpec, type ModelSpec, BUILTIN_SPECS } from '../../model/spec';
 
 /** A built-in architecture name or a path to a JSON spec file. */

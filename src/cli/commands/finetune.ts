@@ -6,7 +6,7 @@ import { existsSync, openAsBlob, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { OPTIMIZERS } from '../../model/optimizers';
-import { describeChoices } from '../../text/choices';
+import { describeChoices } from '../../base/choices';
 import cliProgress from 'cli-progress';
 import type { Decision, EpochReport, Evaluation, JobRecord, MetricsPair, StepProgress, TrainReady } from '../../finetune/record';
 import { readSseEvents } from '../../serve/rest/sse';

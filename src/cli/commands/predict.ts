@@ -11,10 +11,10 @@ import { boxToPixels, prepareImage } from '../../data/image';
 import { decodeHeads } from '../../runtime/predictor';
 import { createSession, parseDevice } from '../../runtime/session';
 import { deviceHelp } from '../../runtime/execution-providers';
-import type { Feeds } from '../../runtime/worker-protocol';
+import type { HostFeeds } from '../../runtime/worker-protocol';
 import { parseNumber } from '../format';
 
-export interface Prediction {
+export interface PredictLine {
   image: string;
   class: { label: string; score: number; top_k: { label: string; score: number }[] };
   object: { present: boolean; score: number };
@@ -25,7 +25,7 @@ function escapeXml(s: string): string {
   return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-async function drawPrediction(image: Buffer, p: Prediction, out: string): Promise<void> {
+async function drawPrediction(image: Buffer, p: PredictLine, out: string): Promise<void> {
   const { data: upright, info } = await sharp(image).rotate().toBuffer({ resolveWithObject: true });
   const { width, height } = info;
   const stroke = Math.max(2, Math.round(Math.min(width, height) / 100));
@@ -65,11 +65,11 @@ export function register(program: Command): void {
           throw new Error(`${file}: ${e.message}`);
         });
         const out = await session.run({ [IO.image]: new ort.Tensor('float32', prepared.data, [1, channels, height, width]) });
-        const outputs: Feeds = {};
+        const outputs: HostFeeds = {};
         for (const [name, t] of Object.entries(out)) outputs[name] = { dtype: 'float32', dims: [...t.dims], data: t.data as Float32Array };
         const heads = decodeHeads(outputs, 0, manifest.labels, { topK, objectThreshold: threshold });
         const [x1, y1, x2, y2] = boxToPixels([heads.box.x1, heads.box.y1, heads.box.x2, heads.box.y2], prepared);
-        const p: Prediction = {
+        const p: PredictLine = {
           image: file,
           class: { label: heads.class.label, score: heads.class.score, top_k: heads.class.topK.map(({ label, score }) => ({ label, score })) },
           object: heads.object,

@@ -4,7 +4,7 @@ import cliProgress from 'cli-progress';
 import { loadCheckpoint, specDifference } from '../../artifacts/checkpoint';
 import { checkpointFileOf, FILES } from '../../artifacts/export';
 import { OPTIMIZERS, parseOptimizer } from '../../model/optimizers';
-import { chooseName, describeChoices } from '../../text/choices';
+import { chooseName, describeChoices } from '../../base/choices';
 import { LR_SCHEDULES } from '../../train/schedules';
 import { MONITORS } from '../../train/monitors';
 import type { ModelSpec } from '../../model/spec';

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { exportModel } from '../../artifacts/export';
-import { mulberry32 } from '../../data/random';
+import { mulberry32 } from '../../base/random';
 import { builtinSpec, type ModelSpec } from '../../model/spec';
 import { finetuneConfig, type FinetuneConfig } from '../config';
 

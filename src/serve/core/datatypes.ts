@@ -1,6 +1,6 @@
 /** Open Inference Protocol datatypes: names, sizes, and conversion of tensor data from and to the wire. */
 import { ARRAY_TYPES, elementCount, type HostTensor, type NumericDType, type TypedArray } from '../../runtime/tensor';
-import { invalid } from '../../errors';
+import { invalid } from '../../base/errors';
 
 /** OIP datatype → host dtype, for every datatype with a fixed element size that we can run. */
 const TO_DTYPE: Readonly<Record<string, NumericDType>> = Object.freeze({

@@ -1,6 +1,6 @@
 /** The service core on its own: no socket, no transport; a real registry and ONNX Runtime. */
 import sharp from 'sharp';
-import { TridentError } from '../../errors';
+import { TridentError } from '../../base/errors';
 import { ModelRegistry } from '../../runtime/model-registry';
 import { makeRepository } from '../../runtime/testing/repository';
 import { serveConfig } from '../config';

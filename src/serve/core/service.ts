@@ -10,10 +10,10 @@ import { parseVersion } from '../../runtime/model-registry';
 import type { ModelVersion, TensorSpec } from '../../runtime/model-version';
 import { Predictor, type Corners, type Prediction, type ScoredLabel } from '../../runtime/predictor';
 import { elementCount, type HostTensor, type NumericDType, type TypedArray } from '../../runtime/tensor';
-import { KeyChecker } from '../../keys';
+import { KeyChecker } from '../../base/keys';
 import type { ServeConfig } from '../config';
 import { oipDatatype } from './datatypes';
-import { asTridentError, invalid, TridentError } from '../../errors';
+import { asTridentError, invalid, TridentError } from '../../base/errors';
 import { isServerFault } from './wire-errors';
 import type { Protocol, ServeMetrics } from './metrics';
 

@@ -1,6 +1,6 @@
 /** Each error code's HTTP status and gRPC code, for both transports, in one place. */
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import type { ErrorCode, TridentError } from '../../errors';
+import type { ErrorCode, TridentError } from '../../base/errors';
 
 const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   invalid_argument: 400,

@@ -1,10 +1,10 @@
 /** What every gRPC service of the server shares: the protos, tolerant decoding, and the call wrapper. */
-import { asTridentError, invalid, TridentError } from '../../errors';
+import { asTridentError, invalid, TridentError } from '../../base/errors';
 import { grpcStatusOf } from '../core/wire-errors';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { presentedKey } from '../../keys';
+import { presentedKey } from '../../base/keys';
 import type { CallContext, InferenceService } from '../core/service';
 
 export const PROTO_DIR = path.join(__dirname, '..', '..', '..', 'proto');

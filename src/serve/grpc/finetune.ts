@@ -1,6 +1,6 @@
 /** The gRPC FineTune service (proto/finetune.proto): the fine-tune job system through the service's one call path. */
 import type * as grpc from '@grpc/grpc-js';
-import { TridentError } from '../../errors';
+import { TridentError } from '../../base/errors';
 import type { JobManager, ModelVersions } from '../../finetune/manager';
 import type { EpochReport, Evaluation, JobEvent, JobRecord, JobState, MetricsPair } from '../../finetune/record';
 import type { Metrics } from '../../runtime/metrics';

@@ -1,5 +1,5 @@
 /** The gRPC transport of the Open Inference Protocol (Triton's inference.GRPCInferenceService). */
-import { TridentError, invalid } from '../../errors';
+import { TridentError, invalid } from '../../base/errors';
 import type * as grpc from '@grpc/grpc-js';
 import type { NumericDType } from '../../runtime/tensor';
 import { checkShape, fromRawBytes, fromValues, hostDtype, toRawBytes } from '../core/datatypes';

@@ -1,5 +1,5 @@
 /** The typed gRPC image API, trident.v1.Predict: unary and streaming. */
-import { TridentError } from '../../errors';
+import { TridentError } from '../../base/errors';
 import type * as grpc from '@grpc/grpc-js';
 import { callContext, orderedStream, unary } from './calls';
 import type { CallContext, InferenceService, PredictResponse } from '../core/service';

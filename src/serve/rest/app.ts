@@ -1,9 +1,9 @@
 /** The REST transport: OIP v2 endpoints, image prediction, repository management and /metrics. */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import { presentedKey } from '../../keys';
+import { presentedKey } from '../../base/keys';
 import type { ServeConfig } from '../config';
-import { asTridentError, TridentError } from '../../errors';
+import { asTridentError, TridentError } from '../../base/errors';
 import type { ServeMetrics } from '../core/metrics';
 import { readImages } from './images';
 import { HEADER_LENGTH, parseHeaderLength } from './infer-body';

@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ServeConfig } from '../config';
-import { TridentError } from '../../errors';
+import { TridentError } from '../../base/errors';
 import { HEADER_LENGTH, parseHeaderLength } from './infer-body';
 import { answerInfer, sendEncoded, sendError } from './respond';
 import type { InferenceService } from '../core/service';

@@ -15,13 +15,13 @@
  * Creating, cancelling and rolling back need a fine-tune API key. Errors are {"error": "…"}
  * (plus "job_id" on 409), with 400/401/403/404/409/413/503; 500 only for server faults.
  */
-import { TridentError } from '../../errors';
+import { TridentError } from '../../base/errors';
 import type { IncomingMessage } from 'node:http';
 import busboy from 'busboy';
 import express, { type Request, type Response } from 'express';
 import type { JobManager, Reservation } from '../../finetune/manager';
 import type { JobState } from '../../finetune/record';
-import { presentedKey } from '../../keys';
+import { presentedKey } from '../../base/keys';
 import { eventPayload } from '../core/job-events';
 import { param, type Route, type RouteHandler } from './respond';
 import { formatSseEvent } from './sse';

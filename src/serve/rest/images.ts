@@ -1,5 +1,5 @@
 /** Images in REST predict requests: a raw image body, multipart form files, or base64 strings in JSON. */
-import { TridentError, invalid } from '../../errors';
+import { TridentError, invalid } from '../../base/errors';
 import busboy from 'busboy';
 import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';

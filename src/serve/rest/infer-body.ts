@@ -1,8 +1,8 @@
 /** OIP REST inference bodies: JSON tensors and Triton's binary tensor extension, in and out. */
 import { z } from 'zod';
 import { checkShape, fromRawBytes, fromValues, hostDtype, toJsonData, toRawBytes } from '../core/datatypes';
-import { invalid } from '../../errors';
-import { quote } from '../../text/quote';
+import { invalid } from '../../base/errors';
+import { quote } from '../../base/quote';
 import type { InferRequest, InferResponse, ParameterValue, RequestTensor, TensorMetadata } from '../core/service';
 
 export const HEADER_LENGTH = 'inference-header-content-length';

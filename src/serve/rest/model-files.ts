@@ -19,8 +19,8 @@ import { isVersionName, servingVersion } from '../../artifacts/repository';
 import { DEFAULT_OPTIMIZER, parseOptimizer } from '../../model/optimizers';
 import { encodeModel } from '../../onnx/serialize';
 import { checkModelName } from '../../runtime/model-registry';
-import { TridentError } from '../../errors';
-import { quote } from '../../text/quote';
+import { TridentError } from '../../base/errors';
+import { quote } from '../../base/quote';
 import type { Route } from './respond';
 import { ISOLATION_HEADERS } from './web-app';
 

@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { asTridentError } from '../../errors';
+import { asTridentError } from '../../base/errors';
 import { httpStatusOf, isServerFault } from '../core/wire-errors';
 import { encodeInferResponse, parseInferBody, type EncodedResponse } from './infer-body';
 import type { CallContext, InferenceService } from '../core/service';

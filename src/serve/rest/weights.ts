@@ -11,7 +11,7 @@
  * Needs a fine-tune key. Answers 201 with the version, the evaluation and the gate's decision;
  * errors are {"error": "…"} with 400/401/403/404/409/413/503.
  */
-import { TridentError } from '../../errors';
+import { TridentError } from '../../base/errors';
 import path from 'node:path';
 import busboy from 'busboy';
 import express, { type Request } from 'express';
@@ -21,7 +21,7 @@ import type { JobManager } from '../../finetune/manager';
 import { maxWeightsBytes, uploadWeights, type WeightsUploadOptions } from '../../finetune/weights-upload';
 import { layout } from '../../model/params';
 import { checkModelName } from '../../runtime/model-registry';
-import { presentedKey } from '../../keys';
+import { presentedKey } from '../../base/keys';
 import type { Route } from './respond';
 
 interface WeightsForm {

@@ -8,7 +8,7 @@ import net from 'node:net';
 import zlib from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import sharp from 'sharp';
-import { mulberry32, type Random } from '../../data/random';
+import { mulberry32, type Random } from '../../base/random';
 import { grpcClients, rawUnaryCall, type Client } from './harness';
 
 export interface Target {

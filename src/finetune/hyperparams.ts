@@ -2,11 +2,11 @@
  * A job's hyper-parameters as a request gives them (JSON, form fields or protobuf; snake_case or
  * camelCase keys; numbers and booleans possibly as strings), checked against the configured bounds.
  */
-import { TridentError } from '../errors';
+import { TridentError } from '../base/errors';
 import type { TaskVector } from '../model/tasks';
 import { z } from 'zod';
 import { OPTIMIZERS, type OptimizerName } from '../model/optimizers';
-import { choiceNames } from '../text/choices';
+import { choiceNames } from '../base/choices';
 import type { FinetuneConfig } from './config';
 
 export interface HyperParams {

@@ -2,7 +2,7 @@
  * Times the MaxPool and Conv gradient rules against the alternatives they were chosen over
  * (a short developer benchmark, not a test):
  *
- *   npm run build && node dist/testing/bench-grad-rules.js [threads=1]
+ *   npm run build && node dist/bench/grad-rules.js [threads=1]
  *
  * Each graph ends in a ReduceSum so that only a scalar leaves ONNX Runtime.
  */
@@ -10,8 +10,8 @@ import { GRAD_RULES } from '../autodiff/rules';
 import { GraphBuilder } from '../onnx/builder';
 import type { Model, Shape } from '../onnx/ir';
 import { numel, tensor } from '../onnx/ir';
-import { openSession } from './ort';
-import { randomValues } from './gradcheck';
+import { openSession } from '../testing/ort';
+import { randomValues } from '../testing/gradcheck';
 
 type Emit = (b: GraphBuilder, x: string, w: string, dy: string) => string;
 

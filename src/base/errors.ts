@@ -3,7 +3,7 @@
  * each code once (serve/wire-errors.ts: HTTP status and gRPC code); anything else thrown is
  * `internal`, a server fault.
  */
-import { capMessage } from './text/quote';
+import { capMessage } from './quote';
 
 export type ErrorCode =
   /** Bad request, bad data, a name that does not parse. */

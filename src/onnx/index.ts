@@ -1,4 +1,0 @@
-export * from './ir';
-export * from './builder';
-export * from './serialize';
-export { broadcastShapes } from './shapes';
