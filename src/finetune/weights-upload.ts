@@ -9,13 +9,12 @@
 import { TridentError } from '../base/errors';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
 import { decodeCheckpoint, specDifference, type Checkpoint } from '../artifacts/checkpoint';
 import { sha256 } from '../artifacts/files';
 import { readManifest, writeManifest } from '../artifacts/manifest';
 import { servingVersion, stagingDir } from '../artifacts/repository';
-import { stopWorker } from '../runtime/worker-exit';
+import { WorkerChannel } from '../runtime/worker-channel';
 import { decide, type GateResult } from './gate';
 import type { JobManager } from './manager';
 import { promote, revertPromotion, versionDir } from './promotion';
@@ -202,16 +201,23 @@ async function annotate(staging: string, model: string, evaluation: Evaluation, 
   });
 }
 
+const WEIGHTS_WORKER = path.join(__dirname, 'weights-worker.js');
+
 function runWorker(plan: WeightsPlan): Promise<Extract<WeightsWorkerReply, { type: 'done' }>> {
-  const worker = new Worker(path.join(__dirname, 'weights-worker.js'));
   return new Promise((resolve, reject) => {
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`the weights worker exited with code ${code}`)));
-    worker.once('message', (reply: WeightsWorkerReply) => {
-      void stopWorker(worker);
-      if (reply.type === 'done') resolve(reply);
-      else reject(new Error(`building the candidate version failed: ${reply.message}`));
-    });
-    worker.postMessage(plan);
+    const channel: WorkerChannel<WeightsPlan, WeightsWorkerReply> = new WorkerChannel(
+      WEIGHTS_WORKER,
+      {
+        message: (reply) => {
+          void channel.stop();
+          if (reply.type === 'done') resolve(reply);
+          else reject(new Error(`building the candidate version failed: ${reply.message}`));
+        },
+        failed: reject,
+      },
+      {},
+      'the weights worker',
+    );
+    channel.send(plan);
   });
 }

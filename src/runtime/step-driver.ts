@@ -8,7 +8,7 @@
  * optimizer state, the step counter, and whatever a later graph adds). Hyper-parameters, task
  * weights and the batch are fed by name; an input of any other kind is an error that names it.
  */
-import type { TaskVector } from '../model/tasks';
+import { TASK_COUNT, type TaskVector } from '../model/tasks';
 import type { InferenceSession, Tensor, TensorConstructor } from 'onnxruntime-common';
 import type { Checkpoint, OptimizerState } from '../artifacts/checkpoint-codec';
 import type { GraphInfo, TensorInfo } from '../artifacts/manifest-schema';
@@ -166,7 +166,7 @@ export class StepDriver {
       if (typeof value !== 'number' || !Number.isFinite(value)) fail(`no value for hyper-parameter "${name}"`);
       feeds[name] = new Tensor('float32', Float32Array.of(value), []);
     }
-    if (this.plan.taskWeights) feeds[this.plan.taskWeights] = new Tensor('float32', Float32Array.from(hyper.taskWeights), [3]);
+    if (this.plan.taskWeights) feeds[this.plan.taskWeights] = new Tensor('float32', Float32Array.from(hyper.taskWeights), [TASK_COUNT]);
     const out = await this.session.run(feeds);
     for (const t of this.plan.carried) if (t.next) this.state.set(t.name, out[t.next].data as Float32Array);
     const scalar = (name?: string) => (name ? Number((out[name].data as Float32Array)[0]) : NaN);
@@ -217,7 +217,7 @@ export class WeightsEvaluator {
     for (const input of this.graph.inputs) {
       const fed = batchInput(input);
       if (fed) batchInputs.push(fed);
-      else if (input.role === 'task_weights') feeds[input.name] = new this.ort.Tensor('float32', Float32Array.of(1, 1, 1), [3]);
+      else if (input.role === 'task_weights') feeds[input.name] = new this.ort.Tensor('float32', new Float32Array(TASK_COUNT).fill(1), [TASK_COUNT]);
       else {
         const value = state.get(input.name);
         if (!value) throw new Error(`eval: no value for input "${input.name}" (role ${input.role})`);

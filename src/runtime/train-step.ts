@@ -4,7 +4,7 @@
  * one run returns and the next one reads; they are copied into plain arrays only for checkpoints.
  * The same Scan graph runs every chunk size, so results do not depend on how steps are grouped.
  */
-import type { TaskVector } from '../model/tasks';
+import { TASK_COUNT, type TaskVector } from '../model/tasks';
 import * as ort from 'onnxruntime-node';
 import type { Checkpoint, OptimizerState } from '../artifacts/checkpoint';
 import { IO, buildTrainStepGraph, next, stateName, trainableParams } from '../artifacts/graphs';
@@ -176,7 +176,7 @@ export class TrainStepRunner {
       [IO.step]: scalar(this.step),
       [IO.weightDecay]: scalar(hypers[0].weightDecay),
       [IO.clipNorm]: scalar(hypers[0].clipNorm),
-      [IO.taskWeights]: new ort.Tensor('float32', Float32Array.from(hypers[0].taskWeights), [3]),
+      [IO.taskWeights]: new ort.Tensor('float32', Float32Array.from(hypers[0].taskWeights), [TASK_COUNT]),
     };
     for (const [name, t] of this.fixed) feeds[name] = t;
     for (const [name, t] of this.state) feeds[name] = t;
