@@ -4,6 +4,7 @@
  * registry, proxy and cache), checked against the pinned integrity, and its libraries placed where
  * onnxruntime-node loads them. A version pair that does not match is refused.
  */
+import { TridentError } from '../base/errors';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
@@ -12,10 +13,10 @@ import { promisify } from 'node:util';
 import * as tar from 'tar';
 import { CUDA_PROVIDER_FILE, CUDA_PROVIDER_PACKAGES, PROVIDER_FILES, bindingDir, onnxruntimeVersion, providerBuiltFor, type CudaProviderPackage } from './cuda';
 
-export class SetupError extends Error {
+/** The CUDA provider could not be installed: what went wrong and, in the message, what to do. */
+export class SetupError extends TridentError {
   constructor(message: string) {
-    super(message);
-    this.name = 'SetupError';
+    super('unavailable', message);
   }
 }
 

@@ -5,6 +5,7 @@
  * provider-checks.ts, whose table TypeScript holds to the same keys. Adding a provider is an entry
  * here, one there, and, where it needs more than ONNX Runtime's CPU build, a module like cuda.ts.
  */
+import { TridentError } from '../base/errors';
 import { choiceNames, chooseName, describeChoices, type Documented } from '../base/choices';
 
 export interface ExecutionProvider extends Documented {
@@ -75,7 +76,7 @@ export function deviceHelp(): string {
 }
 
 /** A provider that cannot create sessions here, with what is missing and how to fix it. */
-export class ProviderUnavailableError extends Error {
+export class ProviderUnavailableError extends TridentError {
   constructor(
     readonly provider: ProviderName,
     readonly problems: Problem[],
@@ -88,7 +89,6 @@ export class ProviderUnavailableError extends Error {
       ortMessage ? `ONNX Runtime said: ${ortMessage}` : undefined,
       `Or use --device ${[...AUTO_ORDER.filter((p) => p !== provider), 'auto'].join('|')}`,
     ];
-    super(`the ${provider.toUpperCase()} execution provider is not available: ${parts.filter(Boolean).join('. ')}`);
-    this.name = 'ProviderUnavailableError';
+    super('unavailable', `the ${provider.toUpperCase()} execution provider is not available: ${parts.filter(Boolean).join('. ')}`);
   }
 }
