@@ -30,6 +30,7 @@ function sampleCheckpoint(): Checkpoint {
   return {
     spec,
     params: initParams(spec, 5),
+    buffers: new Map(),
     optimizer: { ...optimizer, state: filled(optimizer.state, 9), step: 1234 },
     progress: { epoch: 2, index: 7, lossSums: [0.1, 1 / 3, 2e-9], weighting: { history: [[1, 2, 3]] }, best: null },
   };
@@ -73,7 +74,7 @@ describe('checkpoint safetensors', () => {
   });
 
   it('round-trips a checkpoint without optimizer state', () => {
-    const back = decodeCheckpoint(encodeCheckpoint({ spec, params: initParams(spec, 1) }));
+    const back = decodeCheckpoint(encodeCheckpoint({ spec, params: initParams(spec, 1), buffers: new Map() }));
     expect(back.optimizer).toBeUndefined();
     expect(back.progress).toBeUndefined();
   });
@@ -159,10 +160,10 @@ describe('checkpoint safetensors', () => {
   it('saving refuses a checkpoint that lacks a parameter', () => {
     const params = initParams(spec, 1);
     params.delete('heads.box.bias');
-    expect(() => encodeCheckpoint({ spec, params })).toThrow('checkpoint: missing parameter heads.box.bias');
+    expect(() => encodeCheckpoint({ spec, params, buffers: new Map() })).toThrow('checkpoint: missing parameter heads.box.bias');
     // Parameters of another spec (3 classes saved under a 5-class spec).
     const wider = parseSpec({ ...spec, heads: { ...spec.heads, classification: { labels: ['a', 'b', 'c', 'd', 'e'] } } });
-    expect(() => encodeCheckpoint({ spec: wider, params: initParams(spec, 1) })).toThrow('tensor heads.cls.bias: 3 values for shape [5]');
+    expect(() => encodeCheckpoint({ spec: wider, params: initParams(spec, 1), buffers: new Map() })).toThrow('tensor heads.cls.bias: 3 values for shape [5]');
   });
 
   it('loads every tensor from a file as its own aligned copy of the right bytes', () => {

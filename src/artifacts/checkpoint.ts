@@ -1,12 +1,13 @@
 /**
- * Checkpoints as safetensors: parameters under their PyTorch state_dict names, optimizer state under
+ * Checkpoints as safetensors: parameters and buffers (BatchNorm's running_mean, running_var and
+ * num_batches_tracked, the last int64) under their PyTorch state_dict names, optimizer state under
  * `optim.<param>.<state>`, the step under `optim.step`; metadata holds the spec, the optimizer, the
  * training progress and a SHA-256 of the tensors and the rest of the metadata, checked on load.
  */
 import { createHash } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import { parseOptimizer, stateSuffixes, type OptimizerConfig } from '../model/optimizers';
-import { layout } from '../model/params';
+import { initBuffers, initParams, layout, type BufferValue } from '../model/params';
 import { parseSpec, type ModelSpec } from '../model/spec';
 import { writeFileAtomic, writeFileAtomicSync } from './files';
 import { decodeSafetensors, encodeSafetensors, type SafeTensor } from './safetensors';
@@ -25,6 +26,8 @@ export interface OptimizerState {
 export interface Checkpoint {
   spec: ModelSpec;
   params: Map<string, Float32Array>;
+  /** PyTorch buffers (BatchNorm running statistics and batch count); empty for specs without BatchNorm. */
+  buffers: Map<string, BufferValue>;
   optimizer?: OptimizerState;
   /** Trainer bookkeeping needed to resume exactly (epoch, batches done, seed, …). */
   progress?: Record<string, unknown>;
@@ -49,6 +52,11 @@ export function encodeCheckpoint(ckpt: Checkpoint): Uint8Array {
     const data = ckpt.params.get(p.name);
     if (!data) throw new Error(`checkpoint: missing parameter ${p.name}`);
     tensors.set(p.name, { dtype: 'F32', shape: p.shape, data });
+  }
+  for (const d of layout(ckpt.spec).buffers) {
+    const data = ckpt.buffers.get(d.name);
+    if (!data) throw new Error(`checkpoint: missing buffer ${d.name}`);
+    tensors.set(d.name, { dtype: d.dtype === 'int64' ? 'I64' : 'F32', shape: d.shape, data });
   }
   if (ckpt.optimizer) {
     const shapes = new Map(layout(ckpt.spec).params.map((p) => [p.name, p.shape]));
@@ -83,7 +91,15 @@ export function decodeCheckpoint(bytes: Uint8Array, source = 'checkpoint'): Chec
     }
     params.set(p.name, t.data as Float32Array);
   }
-  const ckpt: Checkpoint = { spec, params };
+  const buffers = new Map<string, BufferValue>();
+  for (const d of layout(spec).buffers) {
+    const t = file.tensors.get(d.name);
+    if (!t || t.dtype !== (d.dtype === 'int64' ? 'I64' : 'F32') || t.shape.join() !== d.shape.join()) {
+      throw new Error(`${source}: buffer ${d.name} missing or not ${d.dtype} of shape [${d.shape}]`);
+    }
+    buffers.set(d.name, t.data);
+  }
+  const ckpt: Checkpoint = { spec, params, buffers };
   if (meta.optimizer) {
     const config = JSON.parse(meta.optimizer) as OptimizerConfig;
     parseOptimizer(config.name);
@@ -136,7 +152,15 @@ export function specDifference(a: ModelSpec, b: ModelSpec): string | undefined {
     else if (other !== p.shape.join('×')) diffs.push(`${p.name} is ${p.shape.join('×')} vs ${other}`);
   }
   if (pa.length !== pb.length) diffs.push(`${pa.length} vs ${pb.length} parameter tensors`);
+  const ba = layout(a).buffers.map((d) => d.name).join();
+  const bb = layout(b).buffers.map((d) => d.name).join();
+  if (ba !== bb) diffs.push(`buffers ${ba || 'none'} vs ${bb || 'none'}`);
   return diffs.length ? diffs.slice(0, 5).join('; ') : undefined;
+}
+
+/** A checkpoint of freshly initialised weights (PyTorch's default initialisation, drawn from `seed`). */
+export function freshCheckpoint(spec: ModelSpec, seed: number): Checkpoint {
+  return { spec, params: initParams(spec, seed), buffers: initBuffers(spec) };
 }
 
 /** Fresh optimizer state (zeros) for the given parameters. */

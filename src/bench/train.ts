@@ -11,7 +11,8 @@ import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
 import { buildInferGraph } from '../artifacts/graphs';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
-import { initParams, seededRandom } from '../model/params';
+import { seededRandom } from '../model/params';
+import { freshCheckpoint } from '../artifacts/checkpoint';
 import type { ModelSpec } from '../model/spec';
 import { encodeModel } from '../onnx/serialize';
 import { createSession } from '../runtime/session';
@@ -165,9 +166,9 @@ const WARM_UP_RUNS = 3;
  * (other tenants, clock changes) and the ratio does not depend on when each happened to run.
  */
 export async function benchTrainStep(opts: StepBenchOptions): Promise<StepBenchResult> {
-  const params = initParams(opts.spec, 0);
-  const runner = await TrainStepRunner.create({ spec: opts.spec, params }, { optimizer: DEFAULT_OPTIMIZER.adam, threads: opts.threads });
-  const { session } = await createSession(encodeModel(buildInferGraph(opts.spec, params).model), { threads: opts.threads });
+  const start = freshCheckpoint(opts.spec, 0);
+  const runner = await TrainStepRunner.create(start, { optimizer: DEFAULT_OPTIMIZER.adam, threads: opts.threads });
+  const { session } = await createSession(encodeModel(buildInferGraph(opts.spec, start.params, start.buffers).model), { threads: opts.threads });
   const setups = Object.keys(TORCH_SETUPS) as TorchSetup[];
   const torch = new Map<TorchSetup, TorchTimer>();
   try {
@@ -237,7 +238,7 @@ export interface PipelineBenchResult {
 export async function benchPipeline(spec: ModelSpec, batch: number, threads: number, steps: number, rounds = 2): Promise<PipelineBenchResult> {
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'trident-pipeline-'));
   const skip = 2 * STEPS_PER_RUN;
-  const runner = await TrainStepRunner.create({ spec, params: initParams(spec, 0) }, { optimizer: DEFAULT_OPTIMIZER.adam, threads });
+  const runner = await TrainStepRunner.create(freshCheckpoint(spec, 0), { optimizer: DEFAULT_OPTIMIZER.adam, threads });
   try {
     const run = stepsAsTrainingRunsThem(runner, randomBatch(spec, batch)).run;
     await timeIt(1, run);

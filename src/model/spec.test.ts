@@ -6,7 +6,7 @@ describe('parseSpec', () => {
   it('accepts the built-in specs and fills defaults', () => {
     for (const name of Object.keys(BUILTIN_SPECS)) expect(() => parseSpec(BUILTIN_SPECS[name])).not.toThrow();
     const spec = parseSpec({ ...valid(), trunk: [{ outChannels: 2, kernel: 3 }] });
-    expect(spec.trunk[0]).toEqual({ outChannels: 2, kernel: 3, stride: 1, padding: 0, relu: true });
+    expect(spec.trunk[0]).toEqual({ type: 'conv', outChannels: 2, kernel: 3, stride: 1, padding: 0, batchNorm: false, relu: true });
   });
 
   it.each([

@@ -14,7 +14,7 @@ import { encodeModel } from '../onnx/serialize';
 import { TrainStepRunner, batchFeeds, type StepHyper, type TrainBatch } from './train-step';
 
 const spec = builtinSpec('tiny');
-const start = (seed = 1): Checkpoint => ({ spec, params: initParams(spec, seed) });
+const start = (seed = 1): Checkpoint => ({ spec, params: initParams(spec, seed), buffers: new Map() });
 const hyper = (h: Partial<StepHyper> = {}): StepHyper => ({ lr: 1e-3, weightDecay: 0, clipNorm: 0, taskWeights: [1, 1, 1], ...h });
 const runner = (name: OptimizerName, from: Checkpoint = start(), frozen: ('trunk' | 'head')[] = []) =>
   TrainStepRunner.create(from, { optimizer: DEFAULT_OPTIMIZER[name], threads: 1, frozen });
@@ -220,7 +220,7 @@ describeTorch(`one Adam step matches PyTorch (bench/torch_reference.py check)${t
   it('loss, task losses and every updated parameter agree', async () => {
     const lr = 1e-3;
     const taskWeights: [number, number, number] = [1, 0.5, 2];
-    const ckpt: Checkpoint = { spec, params: initParams(spec, 42) };
+    const ckpt: Checkpoint = { spec, params: initParams(spec, 42), buffers: new Map() };
     const batch = blockyBatch(16, 7);
     const ckptFile = path.join(dir, 'checkpoint.safetensors');
     const batchFile = path.join(dir, 'batch.safetensors');

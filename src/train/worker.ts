@@ -6,12 +6,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { loadCheckpointSync, saveCheckpointSync, specDifference, type Checkpoint } from '../artifacts/checkpoint';
+import { freshCheckpoint, loadCheckpointSync, saveCheckpointSync, specDifference, type Checkpoint } from '../artifacts/checkpoint';
 import { checkpointFileOf, exportModel, FILES } from '../artifacts/export';
 import { IO, buildEvalGraph } from '../artifacts/graphs';
 import type { Batch } from '../data/dataset';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
-import { initParams } from '../model/params';
 import { computeMetrics } from '../runtime/metrics';
 import { createSession } from '../runtime/session';
 import { STEPS_PER_RUN, TrainStepRunner, batchFeeds, type StepHyper } from '../runtime/train-step';
@@ -102,9 +101,9 @@ function startingPoint(config: TrainConfig): { checkpoint: Checkpoint; progress?
     const diff = specDifference(config.spec, loaded.spec);
     if (diff) throw new Error(`--from: ${file} is of another architecture (${diff})`);
     // Fine-tuning keeps the weights and starts the optimizer afresh.
-    return { checkpoint: { spec: config.spec, params: loaded.params } };
+    return { checkpoint: { spec: config.spec, params: loaded.params, buffers: loaded.buffers } };
   }
-  return { checkpoint: { spec: config.spec, params: initParams(config.spec, config.seed) } };
+  return { checkpoint: freshCheckpoint(config.spec, config.seed) };
 }
 
 async function validate(
@@ -129,7 +128,7 @@ async function validate(
     const feeds: Record<string, ort.Tensor> = {
       ...batchFeeds(config.spec, batch),
       [IO.taskWeights]: new ort.Tensor('float32', Float32Array.from(weights), [3]),
-      ...runner.paramTensors(),
+      ...runner.evalTensors(),
     };
     const out = await evalSession.run(feeds);
     const tl = out[IO.taskLosses].data as Float32Array;
