@@ -2,7 +2,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
-import { initParams, layout, seededRandom } from '../model/params';
+import { initBuffers, initParams, layout, seededRandom } from '../model/params';
+import { TINY_RESIDUAL } from '../testing/specs';
 import { builtinSpec, parseSpec } from '../model/spec';
 import {
   decodeCheckpoint,
@@ -166,6 +167,21 @@ describe('checkpoint safetensors', () => {
     expect(() => encodeCheckpoint({ spec: wider, params: initParams(spec, 1), buffers: new Map() })).toThrow('tensor heads.cls.bias: 3 values for shape [5]');
   });
 
+  it('round-trips BatchNorm buffers under their PyTorch names (num_batches_tracked as a 0-d int64), and refuses to save without them', () => {
+    const buffers = initBuffers(TINY_RESIDUAL);
+    buffers.set('trunk.4.bn2.num_batches_tracked', BigInt64Array.of(123456789012n));
+    (buffers.get('trunk.4.bn2.running_var') as Float32Array)[3] = 0.125;
+    const ckpt: Checkpoint = { spec: TINY_RESIDUAL, params: initParams(TINY_RESIDUAL, 2), buffers };
+    const bytes = encodeCheckpoint(ckpt);
+    const file = decodeSafetensors(bytes);
+    expect(file.tensors.get('trunk.4.bn2.num_batches_tracked')).toMatchObject({ dtype: 'I64', shape: [] });
+    expect(file.tensors.get('trunk.1.running_mean')).toMatchObject({ dtype: 'F32', shape: [4] });
+    const back = decodeCheckpoint(bytes);
+    expect(back.buffers).toEqual(buffers);
+    buffers.delete('trunk.1.running_var');
+    expect(() => encodeCheckpoint(ckpt)).toThrow('checkpoint: missing buffer trunk.1.running_var');
+  });
+
   it('loads every tensor from a file as its own aligned copy of the right bytes', () => {
     const ckpt = sampleCheckpoint();
     const file = path.join(dir, 'copy.safetensors');
@@ -196,5 +212,7 @@ describe('specDifference', () => {
     const deeper = parseSpec({ ...tiny, shared: [16, 8] });
     expect(specDifference(deeper, tiny)).toContain('shared.3.weight only in one');
     expect(specDifference(tiny, deeper)).toBe('heads.cls.weight is 3×16 vs 3×8; heads.det.weight is 1×16 vs 1×8; heads.box.weight is 4×16 vs 4×8; 12 vs 14 parameter tensors');
+    const normalised = parseSpec({ ...tiny, trunk: [{ ...tiny.trunk[0], batchNorm: true }, tiny.trunk[1]] });
+    expect(specDifference(tiny, normalised)).toBe('trunk.0.bias only in one; trunk.3.weight only in one; trunk.3.bias only in one; 12 vs 13 parameter tensors; buffers none vs trunk.1.running_mean,trunk.1.running_var,trunk.1.num_batches_tracked');
   });
 });
