@@ -1,5 +1,6 @@
 /** A training job's configuration: plain data, so it can cross into the trainer worker and into checkpoints. */
 import type { OptimizerName } from '../model/optimizers';
+import type { Schedule } from './schedule';
 import type { ModelSpec } from '../model/spec';
 import type { Device } from '../runtime/session';
 
@@ -33,18 +34,27 @@ export interface TrainConfig {
   epochs: number;
   batchSize: number;
   lr: number;
-  /** Cosine decay to lr·0.01 over the run, or a constant rate. */
-  schedule: 'cosine' | 'constant';
+  /** Cosine decay to lr·0.01 over the run, or a constant rate (see schedule.ts). */
+  schedule: Schedule;
+  /** Steps of linear warmup from lr/warmupSteps to lr before the schedule; 0: none. */
+  warmupSteps: number;
   optimizer: OptimizerName;
   weightDecay: number;
   /** Clip by global gradient norm; 0 disables. */
   clipNorm: number;
   taskWeights: [number, number, number];
   weighting: Weighting;
+  /** Label smoothing ε of the class loss (PyTorch's CrossEntropyLoss(label_smoothing=ε)); 0: none. */
+  labelSmoothing: number;
   seed: number;
   device: Device;
   threads: number;
+  /** Flips and brightness jitter, plus the geometric jitter below when set. */
   augment: boolean;
+  /** Largest random shift as a fraction of the image size (boxes move with it); 0: none. */
+  translate: number;
+  /** Largest relative change of scale about the image centre (boxes scale with it); 0: none. */
+  scaleJitter: number;
   /** Continue from outDir/checkpoint.safetensors. */
   resume: boolean;
   /** Fine-tune from this model folder or checkpoint file. */
@@ -64,15 +74,19 @@ export const DEFAULTS: Omit<TrainConfig, 'spec' | 'data' | 'outDir'> = {
   batchSize: 64,
   lr: 2e-3,
   schedule: 'cosine',
+  warmupSteps: 0,
   optimizer: 'adam',
   weightDecay: 0,
   clipNorm: 0,
   taskWeights: [1, 1, 1],
   weighting: 'static',
+  labelSmoothing: 0,
   seed: 0,
   device: 'cpu',
   threads: 0,
   augment: true,
+  translate: 0,
+  scaleJitter: 0,
   resume: false,
   freezeTrunk: false,
   patience: 0,

@@ -10,7 +10,7 @@ import type { Batch } from '../data/dataset';
 import { stopWorker } from '../runtime/worker-exit';
 import type { TrainConfig } from './config';
 import type { FromWorker, ToWorker } from './protocol';
-import { BatchMaker, loadSources, type DataSources } from './sources';
+import { augmentationOf, BatchMaker, loadSources, type DataSources } from './sources';
 
 export type DoneMessage = Extract<FromWorker, { type: 'done' }>;
 export type StepMessage = Extract<FromWorker, { type: 'step' }>;
@@ -46,7 +46,7 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
     if (sources.train.length === 0) throw new Error('the training set is empty');
     if (sources.val.length === 0) throw new Error('the validation set is empty; give more samples or a larger validation share');
     mkdirSync(config.outDir, { recursive: true });
-    const maker = new BatchMaker(sources, config.spec, config.batchSize, config.seed, config.augment);
+    const maker = new BatchMaker(sources, config.spec, config.batchSize, config.seed, augmentationOf(config));
     const job = new TrainJob(config, maker, sources);
     // After the caller's `await TrainJob.start(…)` continuation has attached its listeners (a microtask would run before it).
     for (const w of warnings) setImmediate(() => job.emit('warning', w));

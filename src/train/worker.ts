@@ -18,6 +18,7 @@ import { exitWhenAsked } from '../runtime/worker-exit';
 import { encodeModel } from '../onnx/serialize';
 import type { TrainConfig } from './config';
 import type { EpochSummary, FromWorker, ToWorker } from './protocol';
+import { learningRate } from './schedule';
 import { recordEpoch, taskWeightsFor, type WeightingState } from './weighting';
 
 /** Batches requested ahead: two runs' worth, so the next run's batches are ready when one ends. */
@@ -78,12 +79,6 @@ async function valBatch(index: number, count: number): Promise<Batch> {
   if (valCache.length === 0) for (let i = 0; i < count; i++) request('val', 0, i);
   if (!valCache[index]) valCache[index] = await take('val', 0, index);
   return valCache[index];
-}
-
-function learningRate(config: TrainConfig, step: number, totalSteps: number): number {
-  if (config.schedule === 'constant' || totalSteps <= 1) return config.lr;
-  const progress = Math.min(1, step / totalSteps);
-  return config.lr * (0.01 + 0.99 * 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
 
 function startingPoint(config: TrainConfig): { checkpoint: Checkpoint; progress?: Progress } {
@@ -156,6 +151,7 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
   const runner = await TrainStepRunner.create(start.checkpoint, {
     optimizer,
     frozen: config.freezeTrunk ? ['trunk'] : [],
+    labelSmoothing: config.labelSmoothing,
     device: config.device,
     threads: config.threads,
     log,

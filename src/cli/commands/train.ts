@@ -9,6 +9,7 @@ import type { Metrics } from '../../runtime/metrics';
 import { parseDevice } from '../../runtime/session';
 import { DEFAULTS, type DataConfig, type TrainConfig } from '../../train/config';
 import { TrainJob } from '../../train/job';
+import { parseSchedule } from '../../train/schedule';
 import { formatNumber, parseNumber, parseTaskWeights, table } from '../format';
 import { resolveSpec } from './export';
 import { annotationsFileOf } from '../../data/annotations';
@@ -66,11 +67,13 @@ export function register(program: Command): void {
     .option('--batch <n>', 'batch size', String(DEFAULTS.batchSize))
     .option('--lr <rate>', 'peak learning rate', String(DEFAULTS.lr))
     .option('--schedule <kind>', 'cosine or constant learning rate', DEFAULTS.schedule)
+    .option('--warmup <steps>', 'linear learning-rate warmup over this many steps before the schedule', String(DEFAULTS.warmupSteps))
     .option('--optimizer <name>', 'adam, adamw or sgd', DEFAULTS.optimizer)
     .option('--weight-decay <w>', 'weight decay (L2 for sgd/adam, decoupled for adamw)', String(DEFAULTS.weightDecay))
     .option('--clip-norm <n>', 'clip gradients by global norm (0: off)', String(DEFAULTS.clipNorm))
     .option('--task-weights <cls,det,box>', 'loss weights λ', DEFAULTS.taskWeights.join(','))
     .option('--weighting <kind>', 'static or dwa (dynamic weight average)', DEFAULTS.weighting)
+    .option('--label-smoothing <eps>', 'label smoothing of the class loss', String(DEFAULTS.labelSmoothing))
     .option('--device <device>', 'cpu, cuda or auto', DEFAULTS.device)
     .option('--threads <n>', 'ONNX Runtime threads (0: all cores)', String(DEFAULTS.threads))
     .option('--seed <n>', 'seed for initialisation, data order and augmentation', String(DEFAULTS.seed))
@@ -80,7 +83,9 @@ export function register(program: Command): void {
     .option('--patience <n>', 'early stopping: epochs without improvement (0: off)', '0')
     .option('--monitor <metric>', 'val_loss or detection', DEFAULTS.monitor)
     .option('--max-steps <n>', 'stop after this many steps (0: no limit)', '0')
-    .option('--no-augment', 'no flips or brightness jitter')
+    .option('--no-augment', 'no flips, brightness or geometric jitter')
+    .option('--translate <fraction>', 'random shift up to this fraction of the image size (boxes move along)', String(DEFAULTS.translate))
+    .option('--scale-jitter <fraction>', 'random scale change up to ± this fraction (boxes scale along)', String(DEFAULTS.scaleJitter))
     .option('--train-count <n>', 'FashionLoc training samples per epoch (default: all 55000)')
     .option('--val-count <n>', 'FashionLoc validation samples', '2000')
     .option('--p <prob>', 'FashionLoc probability of an item', '0.8')
@@ -98,16 +103,20 @@ export function register(program: Command): void {
         epochs: parseNumber(opts.epochs, '--epochs', { integer: true, min: 1 }),
         batchSize: parseNumber(opts.batch, '--batch', { integer: true, min: 1 }),
         lr: parseNumber(opts.lr, '--lr', { min: 0 }),
-        schedule: opts.schedule === 'constant' ? 'constant' : opts.schedule === 'cosine' ? 'cosine' : (() => { throw new Error(`--schedule must be cosine or constant`); })(),
+        schedule: parseSchedule(opts.schedule),
+        warmupSteps: parseNumber(opts.warmup, '--warmup', { integer: true, min: 0 }),
         optimizer: parseOptimizer(opts.optimizer),
         weightDecay: parseNumber(opts.weightDecay, '--weight-decay', { min: 0 }),
         clipNorm: parseNumber(opts.clipNorm, '--clip-norm', { min: 0 }),
         taskWeights: parseTaskWeights(opts.taskWeights),
         weighting: opts.weighting === 'dwa' ? 'dwa' : opts.weighting === 'static' ? 'static' : (() => { throw new Error('--weighting must be static or dwa'); })(),
+        labelSmoothing: parseNumber(opts.labelSmoothing, '--label-smoothing', { min: 0, max: 1 }),
         seed: parseNumber(opts.seed, '--seed', { integer: true }),
         device: parseDevice(opts.device),
         threads: parseNumber(opts.threads, '--threads', { integer: true, min: 0 }),
         augment: opts.augment,
+        translate: parseNumber(opts.translate, '--translate', { min: 0, max: 0.5 }),
+        scaleJitter: parseNumber(opts.scaleJitter, '--scale-jitter', { min: 0, max: 0.5 }),
         resume: !!opts.resume,
         from: opts.from,
         freezeTrunk: !!opts.freezeTrunk,
