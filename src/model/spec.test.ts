@@ -47,6 +47,6 @@ describe('parseSpec', () => {
   });
 
   it('refuses an unknown built-in name with the known ones', () => {
-    expect(() => builtinSpec('huge')).toThrow(/unknown architecture "huge"; built-in ones are seed, fashionloc, tiny/);
+    expect(() => builtinSpec('huge')).toThrow(/unknown architecture "huge"; built-in ones are seed, fashionloc, fashionloc-res, tiny/);
   });
 });

@@ -127,6 +127,24 @@ export const BUILTIN_SPECS: Record<string, ModelSpec> = {
     shared: [256],
     heads: { classification: { labels: FASHION_LABELS }, detection: {}, box: {} },
   }),
+  /**
+   * fashionloc's input with a ResNet-style trunk: conv 32 + BatchNorm + pool 2 (32×32), then
+   * BasicBlocks of 32, 64 (stride 2), 128 (stride 2) and 256 (stride 2) channels down to 4×4, then
+   * fc 256 over the flattened map (which keeps the positions the box head needs).
+   */
+  'fashionloc-res': parseSpec({
+    name: 'fashionloc-res',
+    input: { channels: 3, height: 64, width: 64, mean: IMAGENET_MEAN, std: IMAGENET_STD },
+    trunk: [
+      { outChannels: 32, kernel: 3, padding: 1, batchNorm: true, pool: 2 },
+      { type: 'residual', outChannels: 32 },
+      { type: 'residual', outChannels: 64, stride: 2 },
+      { type: 'residual', outChannels: 128, stride: 2 },
+      { type: 'residual', outChannels: 256, stride: 2 },
+    ],
+    shared: [256],
+    heads: { classification: { labels: FASHION_LABELS }, detection: {}, box: {} },
+  }),
   /** A very small spec for fast tests. */
   tiny: parseSpec({
     name: 'tiny',
