@@ -31,7 +31,7 @@ beforeAll(() => (tmp = mkdtempSync(path.join(os.tmpdir(), 'trident-cli-'))));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('trident --help', () => {
-  it.each([[[]], [['export']], [['train']], [['eval']], [['predict']], [['data']], [['data', 'fashionloc']], [['bench']], [['bench', 'train']], [['bench', 'trunk']]])(
+  it.each([[[]], [['export']], [['train']], [['eval']], [['predict']], [['data']], [['data', 'fashionloc']], [['bench']], [['bench', 'train']], [['bench', 'trunk']], [['bench', 'infer']]])(
     'trident %j --help exits 0 with usage',
     async (command) => {
       const { code, stdout } = await trident([...command, '--help']);

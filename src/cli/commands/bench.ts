@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { benchPipeline, benchTrainStep } from '../../bench/train';
+import { benchInfer } from '../../bench/infer';
 import { benchTrunk } from '../../bench/trunk';
 import { STEPS_PER_RUN } from '../../runtime/train-step';
 import { formatNumber, parseNumber, table } from '../format';
@@ -91,5 +92,25 @@ export function register(program: Command): void {
           ['extra, as a share of the fashionloc step', `${formatNumber(a.shareOfStep * 100)} %`],
         ])}\n`);
       }
+    });
+  bench
+    .command('infer')
+    .description('infer.onnx latency of model folders side by side (calls alternate between them), each against the first')
+    .argument('<models...>', 'model folders, e.g. models/fashionloc/1 runs/new-model')
+    .option('--batch <n>', 'batch size', '1')
+    .option('--threads <n>', 'ONNX Runtime threads per session', '1')
+    .option('--calls <n>', 'timed calls per model', '500')
+    .option('--json', 'print the figures as JSON')
+    .action(async (models: string[], opts) => {
+      const batch = parseNumber(opts.batch, '--batch', { integer: true, min: 1 });
+      const threads = parseNumber(opts.threads, '--threads', { integer: true, min: 1 });
+      const calls = parseNumber(opts.calls, '--calls', { integer: true, min: 1 });
+      const result = await benchInfer({ models, batch, threads, calls });
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ batch, threads, calls, ...result })}\n`);
+        return;
+      }
+      process.stdout.write(`infer.onnx, batch ${batch}, ${threads} thread(s), ${calls} calls each, models taking turns call by call\n`);
+      process.stdout.write(`${table(['model', 'median (ms)', 'p90 (ms)', 'median / first'], result.models.map((m) => [`${m.name} (${m.dir})`, m.medianMs, m.p90Ms, m.ratio]))}\n`);
     });
 }
