@@ -214,6 +214,11 @@ describe('TrainJob on FashionLoc', () => {
     const tuned = await run(cfg('bn-tuned', { from: whole.done.outDir, epochs: 1, maxSteps: 1, freezeTrunk: true }));
     const after = await loadCheckpoint(path.join(tuned.done.outDir, FILES.checkpoint));
     expect(after.buffers).toEqual(a.buffers);
+    // Without a frozen trunk the statistics continue from the source's: 8 batches counted, then 2 more.
+    const continued = await run(cfg('bn-continued', { from: whole.done.outDir, epochs: 1, maxSteps: 2 }));
+    const next = await loadCheckpoint(path.join(continued.done.outDir, FILES.checkpoint));
+    expect(next.buffers.get('trunk.4.bn2.num_batches_tracked')).toEqual(BigInt64Array.of(10n));
+    expect(next.buffers.get('trunk.1.running_mean')).not.toEqual(a.buffers.get('trunk.1.running_mean'));
   });
 
   it('refuses FashionLoc for an architecture without 10 classes', async () => {
