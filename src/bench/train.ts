@@ -12,8 +12,8 @@ import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
 import { buildInferGraph } from '../artifacts/graphs';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
-import { initParams } from '../model/params';
 import { mulberry32 } from '../base/random';
+import { freshCheckpoint } from '../artifacts/checkpoint';
 import type { ModelSpec } from '../model/spec';
 import { encodeModel } from '../onnx/serialize';
 import { createSession } from '../runtime/session';
@@ -168,9 +168,9 @@ const WARM_UP_RUNS = 3;
  * (other tenants, clock changes) and the ratio does not depend on when each happened to run.
  */
 export async function benchTrainStep(opts: StepBenchOptions): Promise<StepBenchResult> {
-  const params = initParams(opts.spec, 0);
-  const runner = await TrainStepRunner.create({ spec: opts.spec, params }, { optimizer: DEFAULT_OPTIMIZER.adam, threads: opts.threads });
-  const { session } = await createSession(encodeModel(buildInferGraph(opts.spec, params).model), { threads: opts.threads });
+  const start = freshCheckpoint(opts.spec, 0);
+  const runner = await TrainStepRunner.create(start, { optimizer: DEFAULT_OPTIMIZER.adam, threads: opts.threads });
+  const { session } = await createSession(encodeModel(buildInferGraph(opts.spec, start.params, start.buffers).model), { threads: opts.threads });
   const setups = Object.keys(TORCH_SETUPS) as TorchSetup[];
   const torch = new Map<TorchSetup, TorchTimer>();
   try {
@@ -240,7 +240,7 @@ export interface PipelineBenchResult {
  */
 export async function benchPipeline(spec: ModelSpec, batch: number, threads: number, steps: number, rounds = 2): Promise<PipelineBenchResult> {
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'trident-pipeline-'));
-  const runner = await TrainStepRunner.create({ spec, params: initParams(spec, 0) }, { optimizer: DEFAULT_OPTIMIZER.adam, threads });
+  const runner = await TrainStepRunner.create(freshCheckpoint(spec, 0), { optimizer: DEFAULT_OPTIMIZER.adam, threads });
   const skip = 2 * runner.stepsPerRun;
   try {
     const run = stepsAsTrainingRunsThem(runner, randomBatch(spec, batch)).run;

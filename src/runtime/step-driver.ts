@@ -15,7 +15,7 @@ import type { GraphInfo, TensorInfo } from '../artifacts/manifest-schema';
 import { epochOrder, type Batch } from '../data/batch';
 import { computeMetrics, type Metrics } from './metrics';
 import type { OptimizerConfig } from '../model/optimizers';
-import { layout } from '../model/params';
+import { layout, type BufferValue } from '../model/params';
 import type { ModelSpec } from '../model/spec';
 
 export interface OrtBinding {
@@ -270,7 +270,13 @@ export function checkpointOfState(spec: ModelSpec, optimizer: OptimizerConfig | 
     if (!value) throw new Error(`no value for parameter ${p.name}`);
     params.set(p.name, value);
   }
-  const ckpt: Checkpoint = { spec, params, ...(progress ? { progress } : {}) };
+  const buffers = new Map<string, BufferValue>();
+  for (const d of layout(spec).buffers) {
+    const value = state.get(d.name) as BufferValue | undefined;
+    if (!value) throw new Error(`no value for buffer ${d.name}`);
+    buffers.set(d.name, value);
+  }
+  const ckpt: Checkpoint = { spec, params, buffers, ...(progress ? { progress } : {}) };
   if (optimizer) {
     const optimizerState: OptimizerState = { config: optimizer, state: new Map(), step: Math.round(state.get('step')?.[0] ?? 0) };
     for (const t of plan.carried) if (t.role === 'optimizer_state') optimizerState.state.set(t.name, state.get(t.name)!);

@@ -7,11 +7,11 @@
 import { TASK_COUNT, type TaskVector } from '../model/tasks';
 import * as ort from 'onnxruntime-node';
 import type { Checkpoint, OptimizerState } from '../artifacts/checkpoint';
-import { IO, buildTrainStepGraph, next, stateName, trainableParams } from '../artifacts/graphs';
+import { IO, batchNormMode, buildTrainStepGraph, next, stateName, statisticsBuffers, trainableParams, trainStepBuffers } from '../artifacts/graphs';
 import { buildMultiStepGraph } from '../artifacts/multi-step';
 import { encodeModel } from '../onnx/serialize';
 import { stateSuffixes, type OptimizerConfig } from '../model/optimizers';
-import { layout } from '../model/params';
+import { layout, type BufferValue } from '../model/params';
 import type { ModelSpec } from '../model/spec';
 import { EXECUTION_PROVIDERS } from './execution-providers';
 import { createSession, type Device, type ProviderName } from './session';
@@ -42,6 +42,8 @@ export interface StepResult {
 export interface TrainStepGraphOptions {
   optimizer: OptimizerConfig;
   frozen?: ('trunk' | 'head')[];
+  /** Label smoothing ε of the class loss (a constant of the step graph). */
+  labelSmoothing?: number;
   device?: Device;
   threads?: number;
   /** Steps the trainer groups into one run; default: the provider's (execution-providers.ts). */
@@ -79,10 +81,13 @@ function sameHyper(a: StepHyper, b: StepHyper): boolean {
 }
 
 export class TrainStepRunner {
-  /** Trainable parameters and their optimizer state, as the last run returned them. */
+  /** Trainable parameters, their optimizer state and the buffers a step updates, as the last run returned them. */
   private readonly state = new Map<string, ort.Tensor>();
   private step: number;
+  /** Inputs a step reads but does not update: frozen parameters, and a frozen trunk's running statistics. */
   private readonly fixed = new Map<string, ort.Tensor>();
+  /** Buffers the step graph does not read (a frozen trunk's batch counts), kept for checkpoints. */
+  private readonly idle = new Map<string, BufferValue>();
 
   private constructor(
     readonly spec: ModelSpec,
@@ -107,6 +112,17 @@ export class TrainStepRunner {
         this.state.set(key, tensor(optimizer?.state.get(key), shape));
       }
     }
+    const read = new Set(trainStepBuffers(spec, opts.frozen).map((d) => d.name));
+    const updated = batchNormMode(opts.frozen) === 'train';
+    for (const d of layout(spec).buffers) {
+      const value = start.buffers.get(d.name);
+      if (!value) throw new Error(`the starting checkpoint has no buffer ${d.name}`);
+      if (!read.has(d.name)) this.idle.set(d.name, value.slice());
+      else {
+        const t = value instanceof BigInt64Array ? new ort.Tensor('int64', value.slice(), d.shape) : new ort.Tensor('float32', value.slice(), d.shape);
+        (updated ? this.state : this.fixed).set(d.name, t);
+      }
+    }
     this.step = optimizer?.step ?? 0;
   }
 
@@ -115,7 +131,7 @@ export class TrainStepRunner {
       // A different optimizer starts from fresh state; the weights carry over.
       start = { ...start, optimizer: undefined };
     }
-    const graph = buildMultiStepGraph(buildTrainStepGraph(start.spec, { optimizer: opts.optimizer, frozen: opts.frozen }));
+    const graph = buildMultiStepGraph(buildTrainStepGraph(start.spec, { optimizer: opts.optimizer, frozen: opts.frozen, labelSmoothing: opts.labelSmoothing }));
     const { session, provider } = await createSession(encodeModel(graph.model), {
       device: opts.device,
       threads: opts.threads,
@@ -183,33 +199,38 @@ export class TrainStepRunner {
     return feeds;
   }
 
-  /** Current parameter tensors by name, for feeding another session without copies. */
-  paramTensors(): Record<string, ort.Tensor> {
+  private current(name: string): ort.Tensor {
+    return this.fixed.get(name) ?? this.state.get(name)!;
+  }
+
+  /** Current parameters and running statistics by name, as eval.onnx reads them, without copies. */
+  evalTensors(): Record<string, ort.Tensor> {
     const out: Record<string, ort.Tensor> = {};
-    for (const p of layout(this.spec).params) out[p.name] = this.fixed.get(p.name) ?? this.state.get(p.name)!;
+    for (const p of layout(this.spec).params) out[p.name] = this.current(p.name);
+    for (const d of statisticsBuffers(this.spec)) out[d.name] = this.current(d.name);
     return out;
   }
 
   /** Current parameters (copies), all of them including frozen ones. */
   params(): Map<string, Float32Array> {
-    const params = new Map<string, Float32Array>();
-    for (const [k, v] of this.fixed) params.set(k, Float32Array.from(v.data as Float32Array));
-    for (const p of layout(this.spec).params) {
-      const t = this.state.get(p.name);
-      if (t) params.set(p.name, Float32Array.from(t.data as Float32Array));
-    }
-    return params;
+    return new Map(layout(this.spec).params.map((p) => [p.name, Float32Array.from(this.current(p.name).data as Float32Array)]));
+  }
+
+  /** Current buffers (copies): BatchNorm running statistics and batch counts. */
+  buffers(): Map<string, BufferValue> {
+    return new Map(layout(this.spec).buffers.map((d) => [d.name, this.idle.get(d.name)?.slice() ?? (this.current(d.name).data as BufferValue).slice()]));
   }
 
   optimizerState(): OptimizerState {
-    const params = new Set(layout(this.spec).params.map((p) => p.name));
+    const { params, buffers } = layout(this.spec);
+    const model = new Set([...params, ...buffers].map((p) => p.name));
     const state = new Map<string, Float32Array>();
-    for (const [key, t] of this.state) if (!params.has(key)) state.set(key, Float32Array.from(t.data as Float32Array));
+    for (const [key, t] of this.state) if (!model.has(key)) state.set(key, Float32Array.from(t.data as Float32Array));
     return { config: this.opts.optimizer, state, step: this.step };
   }
 
   checkpoint(progress?: Record<string, unknown>): Checkpoint {
-    return { spec: this.spec, params: this.params(), optimizer: this.optimizerState(), progress };
+    return { spec: this.spec, params: this.params(), buffers: this.buffers(), optimizer: this.optimizerState(), progress };
   }
 
   async release(): Promise<void> {

@@ -11,7 +11,7 @@ import type { TrainConfig } from './config';
 import { MONITORS } from './monitors';
 import type { EpochReport, FromTrainer, StepProgress, StopReason } from './protocol';
 import type { TrainProgress } from './resume';
-import { LR_SCHEDULES } from './schedules';
+import { learningRate } from './schedules';
 import { validate } from './validation';
 import { recordEpoch, taskWeightsFor } from './weighting';
 
@@ -96,7 +96,7 @@ async function trainEpoch(loop: EpochLoop, weights: TaskVector): Promise<'comple
       }
       if (index + prefetch < stepsPerEpoch) batches.request('train', epoch, index + prefetch);
       run.push(batch);
-      const lr = LR_SCHEDULES[config.schedule].rate(config.lr, runner.stepsTaken + j, scheduled);
+      const lr = learningRate(config, runner.stepsTaken + j, scheduled);
       hypers.push({ lr, weightDecay: config.weightDecay, clipNorm: config.clipNorm, taskWeights: weights });
     }
     const t0 = performance.now();

@@ -29,6 +29,7 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
   const runner = await TrainStepRunner.create(start.checkpoint, {
     optimizer,
     frozen: config.freezeTrunk ? ['trunk'] : [],
+    labelSmoothing: config.labelSmoothing,
     device: config.device,
     threads: config.threads,
     stepsPerRun: config.stepsPerRun,

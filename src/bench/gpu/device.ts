@@ -19,13 +19,12 @@ import path from 'node:path';
 import { buildTrainStepGraph } from '../../artifacts/graphs';
 import { buildMultiStepGraph } from '../../artifacts/multi-step';
 import { exportModel } from '../../artifacts/export';
-import { loadCheckpoint } from '../../artifacts/checkpoint';
+import { freshCheckpoint, loadCheckpoint } from '../../artifacts/checkpoint';
 import { fashionLocDataset } from '../../data/dataset';
 import { exportFashionLoc } from '../../data/export';
 import { FASHIONLOC_EVAL_SEED } from '../../data/fashionloc';
 import { findFashionMnistDir, loadFashionMnistSplit } from '../../data/idx';
 import { DEFAULT_OPTIMIZER } from '../../model/optimizers';
-import { initParams } from '../../model/params';
 import { builtinSpec, type ModelSpec } from '../../model/spec';
 import { encodeModel } from '../../onnx/serialize';
 import { parseProvider, type ProviderName } from '../../runtime/execution-providers';
@@ -98,7 +97,7 @@ async function check(args: Args): Promise<void> {
   const rows = [];
   for (const name of specs) {
     const spec = builtinSpec(name);
-    const start = { spec, params: initParams(spec, 0) };
+    const start = freshCheckpoint(spec, 0);
     const batches = [1, 2, 3].map((s) => randomBatch(spec, 32, s));
     const make = (device: ProviderName) => TrainStepRunner.create(start, { optimizer: DEFAULT_OPTIMIZER.adam, device, threads: 0 });
     const reference = await make('cpu');
@@ -159,7 +158,7 @@ async function placement(args: Args): Promise<void> {
   const spec = builtinSpec(args.quick ? 'tiny' : 'seed');
   const graph = buildMultiStepGraph(buildTrainStepGraph(spec, { optimizer: DEFAULT_OPTIMIZER.adam }));
   const bytes = encodeModel(graph.model);
-  const runner = await TrainStepRunner.create({ spec, params: initParams(spec, 0) }, { optimizer: DEFAULT_OPTIMIZER.adam, device: args.device });
+  const runner = await TrainStepRunner.create(freshCheckpoint(spec, 0), { optimizer: DEFAULT_OPTIMIZER.adam, device: args.device });
   const batch = randomBatch(spec, 64);
   // One verbose session: ORT logs the node placement while it partitions the graph.
   const verbose = await createSession(bytes, { device: args.device, ortOptions: { logSeverityLevel: 0, logVerbosityLevel: 0 } });
@@ -200,7 +199,7 @@ async function step(args: Args): Promise<void> {
   const torch = [];
   for (const p of plan) {
     const spec = builtinSpec(p.spec);
-    const runner = await TrainStepRunner.create({ spec, params: initParams(spec, 0) }, { optimizer: DEFAULT_OPTIMIZER.adam, device: args.device });
+    const runner = await TrainStepRunner.create(freshCheckpoint(spec, 0), { optimizer: DEFAULT_OPTIMIZER.adam, device: args.device });
     for (const batch of p.batches) {
       const b = randomBatch(spec, batch);
       const perK: { k: number; msPerStep: number }[] = [];

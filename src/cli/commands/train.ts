@@ -69,11 +69,13 @@ export function register(program: Command): void {
     .option('--batch <n>', 'batch size', String(DEFAULTS.batchSize))
     .option('--lr <rate>', 'peak learning rate', String(DEFAULTS.lr))
     .option('--schedule <kind>', `learning-rate schedule: ${describeChoices(LR_SCHEDULES)}`, DEFAULTS.schedule)
+    .option('--warmup <steps>', 'linear learning-rate warmup over this many steps before the schedule', String(DEFAULTS.warmupSteps))
     .option('--optimizer <name>', describeChoices(OPTIMIZERS), DEFAULTS.optimizer)
     .option('--weight-decay <w>', 'weight decay (L2 for sgd/adam, decoupled for adamw)', String(DEFAULTS.weightDecay))
     .option('--clip-norm <n>', 'clip gradients by global norm (0: off)', String(DEFAULTS.clipNorm))
     .option('--task-weights <cls,det,box>', 'loss weights λ', DEFAULTS.taskWeights.join(','))
     .option('--weighting <kind>', 'static or dwa (dynamic weight average)', DEFAULTS.weighting)
+    .option('--label-smoothing <eps>', 'label smoothing of the class loss', String(DEFAULTS.labelSmoothing))
     .option('--device <name>', deviceHelp(), DEFAULTS.device)
     .option('--threads <n>', 'ONNX Runtime threads (0: all cores)', String(DEFAULTS.threads))
     .option('--seed <n>', 'seed for initialisation, data order and augmentation', String(DEFAULTS.seed))
@@ -83,7 +85,9 @@ export function register(program: Command): void {
     .option('--patience <n>', 'early stopping: epochs without improvement (0: off)', '0')
     .option('--monitor <metric>', `what early stopping watches: ${describeChoices(MONITORS)}`, DEFAULTS.monitor)
     .option('--max-steps <n>', 'stop after this many steps (0: no limit)', '0')
-    .option('--no-augment', 'no flips or brightness jitter')
+    .option('--no-augment', 'no flips, brightness or geometric jitter')
+    .option('--translate <fraction>', 'random shift up to this fraction of the image size (boxes move along)', String(DEFAULTS.translate))
+    .option('--scale-jitter <fraction>', 'random scale change up to ± this fraction (boxes scale along)', String(DEFAULTS.scaleJitter))
     .option('--train-count <n>', 'FashionLoc training samples per epoch (default: all 55000)')
     .option('--val-count <n>', 'FashionLoc validation samples', '2000')
     .option('--p <prob>', 'FashionLoc probability of an item', '0.8')
@@ -102,15 +106,19 @@ export function register(program: Command): void {
         batchSize: parseNumber(opts.batch, '--batch', { integer: true, min: 1 }),
         lr: parseNumber(opts.lr, '--lr', { min: 0 }),
         schedule: chooseName(LR_SCHEDULES, opts.schedule, 'learning-rate schedule (--schedule)'),
+        warmupSteps: parseNumber(opts.warmup, '--warmup', { integer: true, min: 0 }),
         optimizer: parseOptimizer(opts.optimizer),
         weightDecay: parseNumber(opts.weightDecay, '--weight-decay', { min: 0 }),
         clipNorm: parseNumber(opts.clipNorm, '--clip-norm', { min: 0 }),
         taskWeights: parseTaskWeights(opts.taskWeights),
         weighting: opts.weighting === 'dwa' ? 'dwa' : opts.weighting === 'static' ? 'static' : (() => { throw new Error('--weighting must be static or dwa'); })(),
+        labelSmoothing: parseNumber(opts.labelSmoothing, '--label-smoothing', { min: 0, max: 1 }),
         seed: parseNumber(opts.seed, '--seed', { integer: true }),
         device: parseDevice(opts.device),
         threads: parseNumber(opts.threads, '--threads', { integer: true, min: 0 }),
         augment: opts.augment,
+        translate: parseNumber(opts.translate, '--translate', { min: 0, max: 0.5 }),
+        scaleJitter: parseNumber(opts.scaleJitter, '--scale-jitter', { min: 0, max: 0.5 }),
         resume: !!opts.resume,
         from: opts.from,
         freezeTrunk: !!opts.freezeTrunk,
