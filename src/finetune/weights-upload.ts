@@ -12,12 +12,12 @@ import path from 'node:path';
 import { z } from 'zod';
 import { decodeCheckpoint, specDifference, type Checkpoint } from '../artifacts/checkpoint';
 import { sha256 } from '../artifacts/files';
-import { readManifest, writeManifest } from '../artifacts/manifest';
+import { readManifest } from '../artifacts/manifest';
 import { servingVersion, stagingDir } from '../artifacts/repository';
 import { WorkerChannel } from '../runtime/worker-channel';
-import { decide, type GateResult } from './gate';
+import { decide } from './gate';
 import type { JobManager } from './manager';
-import { promote, revertPromotion, versionDir } from './promotion';
+import { annotateCandidate, promote, revertPromotion, versionDir } from './promotion';
 import type { Decision, Evaluation, MetricsPair } from './record';
 import type { WeightsPlan, WeightsWorkerReply } from './weights-protocol';
 
@@ -125,7 +125,7 @@ export async function uploadWeights(manager: JobManager, upload: WeightsUpload, 
       ...(measured.referenceSkipped ? { referenceSkipped: measured.referenceSkipped } : {}),
     };
     const gate = decide(evaluation, upload.force);
-    await annotate(staging, model, evaluation, gate, lineage, !!heldOut);
+    await annotateCandidate(staging, model, evaluation, gate, { ...lineage, heldOutMeasuredBy: heldOut ? 'client' : undefined });
     const record = { id: reservation.id, parentVersion };
     const promoted = await manager.runExclusive(model, async () => {
       const previous = (await servingVersion(modelDir))!;
@@ -175,30 +175,6 @@ function parseHeldOut(value: unknown): z.infer<typeof HeldOutSchema> | undefined
     throw new TridentError('invalid_argument', `invalid held-out evaluation: ${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(value)'}: ${i.message}`).join('; ')}`);
   }
   return parsed.data;
-}
-
-async function annotate(staging: string, model: string, evaluation: Evaluation, gate: GateResult, lineage: Record<string, unknown>, clientHeldOut: boolean): Promise<void> {
-  const manifest = await readManifest(staging);
-  const summary = (pair: MetricsPair) => ({ name: pair.name, samples: pair.samples, candidate: pair.candidate, serving: pair.serving });
-  await writeManifest(staging, {
-    ...manifest,
-    name: model,
-    metrics: {
-      ...manifest.metrics,
-      finetune: {
-        metric: evaluation.metric,
-        tolerance: evaluation.tolerance,
-        heldOut: summary(evaluation.heldOut),
-        ...(evaluation.reference ? { reference: summary(evaluation.reference) } : {}),
-      },
-    },
-    lineage: {
-      ...manifest.lineage,
-      ...lineage,
-      heldOutMeasuredBy: clientHeldOut ? 'client' : undefined,
-      gate: { metric: evaluation.metric, tolerance: evaluation.tolerance, passed: gate.passed, forced: gate.forced },
-    },
-  });
 }
 
 const WEIGHTS_WORKER = path.join(__dirname, 'weights-worker.js');
