@@ -4,19 +4,18 @@
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
-# The same install CI runs (.ci/run); `prepare` compiles the TypeScript into dist/.
-ENV ONNXRUNTIME_NODE_INSTALL=skip
+# The same install CI runs (.ci/run); .npmrc runs no install scripts, so the build is its own step.
 COPY package.json package-lock.json .npmrc tsconfig.json ./
 COPY src ./src
 COPY web ./web
-RUN npm ci --no-audit --no-fund
+RUN npm ci --no-audit --no-fund && npm run build
 
 FROM node:20-bookworm-slim AS runtime
 WORKDIR /app
-ENV NODE_ENV=production ONNXRUNTIME_NODE_INSTALL=skip
+ENV NODE_ENV=production
 COPY package.json package-lock.json .npmrc ./
-# --ignore-scripts: `prepare` needs the compiler, which is a dev dependency; onnxruntime-node's
-# and sharp's CPU binaries come inside their packages, so no install script is needed.
+# No install script is needed (.npmrc says why): onnxruntime-node's and sharp's CPU binaries
+# come inside their packages.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && arch="$(node -p process.arch)" \
  && find node_modules/onnxruntime-node/bin -mindepth 2 -maxdepth 2 ! -name linux -exec rm -rf {} + \

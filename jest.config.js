@@ -5,4 +5,5 @@ module.exports = {
   roots: ['<rootDir>/dist'],
   testMatch: ['**/*.test.js'],
   testTimeout: 60000,
+  moduleNameMapper: { '^onnxruntime-node$': '<rootDir>/test/onnxruntime-node.js' },
 };

@@ -4,9 +4,11 @@
       prints {"ready": …} once the equivalent module, an Adam optimizer and a random batch exist, then
       answers each stdin line "step N" or "forward N" with {"ms": [N timings]}, until "quit"; the
       caller alternates these rounds with its own so that both are timed under the same conditions.
-  python3 bench/torch_reference.py check CHECKPOINT.safetensors BATCH.safetensors OUT.safetensors LR
-      one Adam step from the checkpoint's weights on the given batch; writes loss, task losses,
-      updated parameters and Adam's state (<param>.exp_avg, <param>.exp_avg_sq) so the caller can
+  python3 bench/torch_reference.py check CHECKPOINT.safetensors BATCH.safetensors OUT.safetensors LR [LABEL_SMOOTHING]
+      loads the checkpoint's parameters and buffers into the equivalent module (load_state_dict,
+      strict: every name and shape must match), takes one Adam step in training mode on the given
+      batch and writes loss, task losses, the module's state_dict after the step (parameters and
+      BatchNorm buffers) and Adam's state (<param>.exp_avg, <param>.exp_avg_sq) so the caller can
       compare them with train_step.onnx.
   python3 bench/torch_reference.py taskgrads CHECKPOINT.safetensors BATCH.safetensors OUT.safetensors
       per-task gradients with the batch's task_weights λ and combination weights α: the Gram
@@ -45,14 +47,37 @@ def read_safetensors(path):
 def write_safetensors(path, tensors):
     header, offset, blobs = {}, 0, []
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name], dtype=np.float32)
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        integer = np.asarray(tensors[name]).dtype == np.int64
+        a = np.array(tensors[name], dtype=np.int64 if integer else np.float32, order="C")  # keeps 0-d shapes
+        header[name] = {"dtype": "I64" if integer else "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
         offset += a.nbytes
         blobs.append(a.tobytes())
     h = json.dumps(header).encode()
     h += b" " * ((8 - (8 + len(h)) % 8) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock (names conv1, bn1, conv2, bn2, downsample); without BatchNorm the convs carry biases."""
+
+    def __init__(self, c, out, stride, batch_norm):
+        super().__init__()
+        norm = (lambda n: nn.BatchNorm2d(n)) if batch_norm else (lambda n: nn.Identity())
+        self.conv1 = nn.Conv2d(c, out, 3, stride, 1, bias=not batch_norm)
+        self.bn1 = norm(out)
+        self.conv2 = nn.Conv2d(out, out, 3, 1, 1, bias=not batch_norm)
+        self.bn2 = norm(out)
+        self.downsample = None
+        if stride != 1 or c != out:
+            layers = [nn.Conv2d(c, out, 1, stride, 0, bias=not batch_norm)]
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+            self.downsample = nn.Sequential(*layers)
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(y + (self.downsample(x) if self.downsample is not None else x))
 
 
 class Net(nn.Module):
@@ -63,9 +88,23 @@ class Net(nn.Module):
         layers, c = [], spec["input"]["channels"]
         h, w = spec["input"]["height"], spec["input"]["width"]
         for b in spec["trunk"]:
-            layers.append(nn.Conv2d(c, b["outChannels"], b["kernel"], b.get("stride", 1), b.get("padding", 0)))
+            kind = b.get("type", "conv")
+            if kind == "globalAvgPool":
+                layers.append(nn.AdaptiveAvgPool2d(1))
+                h, w = min(h, 1), min(w, 1)
+                continue
+            if kind == "residual":
+                stride, bn = b.get("stride", 1), b.get("batchNorm", True)
+                layers.append(BasicBlock(c, b["outChannels"], stride, bn))
+                h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
+                c = b["outChannels"]
+                continue
+            bn = b.get("batchNorm", False)
+            layers.append(nn.Conv2d(c, b["outChannels"], b["kernel"], b.get("stride", 1), b.get("padding", 0), bias=not bn))
             h = (h + 2 * b.get("padding", 0) - b["kernel"]) // b.get("stride", 1) + 1
             w = (w + 2 * b.get("padding", 0) - b["kernel"]) // b.get("stride", 1) + 1
+            if bn:
+                layers.append(nn.BatchNorm2d(b["outChannels"]))
             if b.get("relu", True):
                 layers.append(nn.ReLU())
             if b.get("pool"):
@@ -86,10 +125,10 @@ class Net(nn.Module):
         return self.heads["cls"](z), self.heads["det"](z), self.heads["box"](z)
 
 
-def losses(net, image, label, objectness, box, mask, weights):
+def losses(net, image, label, objectness, box, mask, weights, label_smoothing=0.0):
     logits, det, box_logits = net(image)
     count = mask.sum().clamp(min=1)
-    cls = (F.cross_entropy(logits, label, reduction="none") * mask).sum() / count
+    cls = (F.cross_entropy(logits, label, reduction="none", label_smoothing=label_smoothing) * mask).sum() / count
     det_loss = F.binary_cross_entropy_with_logits(det.reshape(-1), objectness)
     s = torch.sigmoid(box_logits)
     pred = torch.cat([s[:, :2] - s[:, 2:] / 2, s[:, :2] + s[:, 2:] / 2], dim=1)
@@ -146,12 +185,13 @@ def serve_timings(spec_path, batch, threads):
         print(json.dumps({"ms": times}), flush=True)
 
 
-def check_step(ckpt_path, batch_path, out_path, lr):
+def check_step(ckpt_path, batch_path, out_path, lr, label_smoothing):
     params, meta = read_safetensors(ckpt_path)
     spec = json.loads(meta["spec"])
     net = Net(spec)
     state = {k: torch.from_numpy(v) for k, v in params.items() if not k.startswith("optim.")}
-    net.load_state_dict(state)
+    net.load_state_dict(state, strict=True)
+    net.train()
     b, _ = read_safetensors(batch_path)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     loss, task = losses(
@@ -162,6 +202,7 @@ def check_step(ckpt_path, batch_path, out_path, lr):
         torch.from_numpy(b["box"]),
         torch.from_numpy(b["mask"]),
         torch.from_numpy(b["task_weights"]),
+        label_smoothing,
     )
     opt.zero_grad()
     loss.backward()
@@ -179,7 +220,8 @@ def check_step(ckpt_path, batch_path, out_path, lr):
 def task_gradients(ckpt_path, batch_path, out_path):
     params, meta = read_safetensors(ckpt_path)
     net = Net(json.loads(meta["spec"]))
-    net.load_state_dict({k: torch.from_numpy(v) for k, v in params.items() if not k.startswith("optim.")})
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in params.items() if not k.startswith("optim.")}, strict=True)
+    net.train()
     b, _ = read_safetensors(batch_path)
     lam = torch.from_numpy(b["task_weights"])
     alpha = torch.from_numpy(b["alpha"])
@@ -225,7 +267,7 @@ if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve_timings(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif sys.argv[1] == "check":
-        check_step(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
+        check_step(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), float(sys.argv[6]) if len(sys.argv) > 6 else 0.0)
     elif sys.argv[1] == "taskgrads":
         task_gradients(sys.argv[2], sys.argv[3], sys.argv[4])
     else:

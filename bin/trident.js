@@ -7,7 +7,7 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const entry = path.join(root, 'dist', 'cli', 'index.js');
 if (!existsSync(entry)) {
-  // `npm ci` compiles dist/ in its `prepare` step; an install with scripts skipped does not.
+  // `npm ci` compiles nothing (.npmrc runs no scripts); `npm start`, `npm test` and `npm run build` do.
   process.stderr.write(`trident: ${entry} is missing: the TypeScript sources are not compiled. Run \`npm run build\` in ${root}, then try again.\n`);
   process.exit(1);
 }

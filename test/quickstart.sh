@@ -74,6 +74,20 @@ t=$SECONDS
 npm ci --no-audit --no-fund > "$work/npm-ci.log" 2>&1 || { cat "$work/npm-ci.log" >&2; fail "npm ci"; }
 say "npm ci took $((SECONDS - t)) s"
 
+say "npm start -- --http 0 --grpc 0"
+setsid npm start -- --http 0 --grpc 0 > "$work/server.log" 2>&1 &
+server_pid=$!
+http=
+for _ in $(seq 1200); do
+  http="$(sed -n 's/.*"http":\([0-9]*\),.*"msg":"ready".*/\1/p' "$work/server.log")"
+  [[ -n "$http" ]] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; fail "the server exited before it was ready"; }
+  sleep 0.1
+done
+[[ -n "$http" ]] || { cat "$work/server.log" >&2; fail "the server was not ready within 120 s"; }
+say "server ready on REST port $http"
+
+# `npm ci` compiles nothing (.npmrc runs no scripts); `npm start` has built dist/ by now.
 say "npx --no-install trident --help"
 help="$(npx --no-install trident --help)" || fail "npx --no-install trident --help exited $?"
 for command in export train eval predict serve finetune data bench; do
@@ -93,19 +107,6 @@ else
   fi
   grep -q "npx trident data download fashion-mnist" "$work/train.err" || fail "the missing-split error does not name the download command:"$'\n'"$(cat "$work/train.err")"
 fi
-
-say "npm start -- --http 0 --grpc 0"
-setsid npm start -- --http 0 --grpc 0 > "$work/server.log" 2>&1 &
-server_pid=$!
-http=
-for _ in $(seq 1200); do
-  http="$(sed -n 's/.*"http":\([0-9]*\),.*"msg":"ready".*/\1/p' "$work/server.log")"
-  [[ -n "$http" ]] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; fail "the server exited before it was ready"; }
-  sleep 0.1
-done
-[[ -n "$http" ]] || { cat "$work/server.log" >&2; fail "the server was not ready within 120 s"; }
-say "server ready on REST port $http"
 
 outputs=()
 for command in "${commands[@]}"; do

@@ -1,12 +1,13 @@
 /**
  * The checkpoint format, pure (no Node API) so that the web app reads and writes the same files:
- * parameters under their PyTorch state_dict names, optimizer state under `optim.<param>.<state>`,
+ * parameters and buffers (BatchNorm's running_mean, running_var and num_batches_tracked, the last
+ * int64) under their PyTorch state_dict names, optimizer state under `optim.<param>.<state>`,
  * the step under `optim.step`; metadata holds the spec, the optimizer, the training progress and
  * a SHA-256 of the tensors and the rest of the metadata, checked on decode. The SHA-256 itself
  * comes from the caller (node:crypto on the server, a JavaScript one in the browser).
  */
 import { parseOptimizer, stateSuffixes, type OptimizerConfig } from '../model/optimizers';
-import { layout } from '../model/params';
+import { initBuffers, initParams, layout, type BufferValue } from '../model/params';
 import { parseSpec, type ModelSpec } from '../model/spec';
 import { decodeSafetensors, encodeSafetensors, type SafeTensor } from './safetensors';
 
@@ -23,6 +24,8 @@ export interface OptimizerState {
 export interface Checkpoint {
   spec: ModelSpec;
   params: Map<string, Float32Array>;
+  /** PyTorch buffers (BatchNorm running statistics and batch count); empty for specs without BatchNorm. */
+  buffers: Map<string, BufferValue>;
   optimizer?: OptimizerState;
   /** Trainer bookkeeping needed to resume exactly (epoch, batches done, seed, …). */
   progress?: Record<string, unknown>;
@@ -61,6 +64,11 @@ export function encodeCheckpointWith(codec: CheckpointCodec, ckpt: Checkpoint): 
     if (!data) throw new Error(`checkpoint: missing parameter ${p.name}`);
     tensors.set(p.name, { dtype: 'F32', shape: p.shape, data });
   }
+  for (const d of layout(ckpt.spec).buffers) {
+    const data = ckpt.buffers.get(d.name);
+    if (!data) throw new Error(`checkpoint: missing buffer ${d.name}`);
+    tensors.set(d.name, { dtype: d.dtype === 'int64' ? 'I64' : 'F32', shape: d.shape, data });
+  }
   if (ckpt.optimizer) {
     const shapes = new Map(layout(ckpt.spec).params.map((p) => [p.name, p.shape]));
     for (const [key, data] of ckpt.optimizer.state) {
@@ -94,7 +102,15 @@ export function decodeCheckpointWith(codec: CheckpointCodec, bytes: Uint8Array, 
     }
     params.set(p.name, t.data as Float32Array);
   }
-  const ckpt: Checkpoint = { spec, params };
+  const buffers = new Map<string, BufferValue>();
+  for (const d of layout(spec).buffers) {
+    const t = file.tensors.get(d.name);
+    if (!t || t.dtype !== (d.dtype === 'int64' ? 'I64' : 'F32') || t.shape.join() !== d.shape.join()) {
+      throw new Error(`${source}: buffer ${d.name} missing or not ${d.dtype} of shape [${d.shape}]`);
+    }
+    buffers.set(d.name, t.data as BufferValue);
+  }
+  const ckpt: Checkpoint = { spec, params, buffers };
   if (meta.optimizer) {
     const config = parseJson(meta.optimizer, 'optimizer', source) as OptimizerConfig;
     parseOptimizer(config?.name);
@@ -136,7 +152,15 @@ export function specDifference(a: ModelSpec, b: ModelSpec): string | undefined {
     else if (other !== p.shape.join('×')) diffs.push(`${p.name} is ${p.shape.join('×')} vs ${other}`);
   }
   if (pa.length !== pb.length) diffs.push(`${pa.length} vs ${pb.length} parameter tensors`);
+  const ba = layout(a).buffers.map((d) => d.name).join();
+  const bb = layout(b).buffers.map((d) => d.name).join();
+  if (ba !== bb) diffs.push(`buffers ${ba || 'none'} vs ${bb || 'none'}`);
   return diffs.length ? diffs.slice(0, 5).join('; ') : undefined;
+}
+
+/** A checkpoint of freshly initialised weights (PyTorch's default initialisation, drawn from `seed`). */
+export function freshCheckpoint(spec: ModelSpec, seed: number): Checkpoint {
+  return { spec, params: initParams(spec, seed), buffers: initBuffers(spec) };
 }
 
 /** Fresh optimizer state (zeros) for the given parameters. */

@@ -3,8 +3,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
-import { initParams, layout } from '../model/params';
+import { initBuffers, initParams, layout } from '../model/params';
 import { mulberry32 } from '../base/random';
+import { TINY_RESIDUAL } from '../testing/specs';
 import { builtinSpec, parseSpec } from '../model/spec';
 import {
   decodeCheckpoint,
@@ -32,6 +33,7 @@ function sampleCheckpoint(): Checkpoint {
   return {
     spec,
     params: initParams(spec, 5),
+    buffers: new Map(),
     optimizer: { ...optimizer, state: filled(optimizer.state, 9), step: 1234 },
     progress: { epoch: 2, index: 7, lossSums: [0.1, 1 / 3, 2e-9], weighting: { history: [[1, 2, 3]] }, best: null },
   };
@@ -74,7 +76,7 @@ describe('checkpoint safetensors', () => {
   });
 
   it('round-trips a checkpoint without optimizer state', () => {
-    const back = decodeCheckpoint(encodeCheckpoint({ spec, params: initParams(spec, 1) }));
+    const back = decodeCheckpoint(encodeCheckpoint({ spec, params: initParams(spec, 1), buffers: new Map() }));
     expect(back.optimizer).toBeUndefined();
     expect(back.progress).toBeUndefined();
   });
@@ -160,10 +162,25 @@ describe('checkpoint safetensors', () => {
   it('saving refuses a checkpoint that lacks a parameter', () => {
     const params = initParams(spec, 1);
     params.delete('heads.box.bias');
-    expect(() => encodeCheckpoint({ spec, params })).toThrow('checkpoint: missing parameter heads.box.bias');
+    expect(() => encodeCheckpoint({ spec, params, buffers: new Map() })).toThrow('checkpoint: missing parameter heads.box.bias');
     // Parameters of another spec (3 classes saved under a 5-class spec).
     const wider = parseSpec({ ...spec, heads: { ...spec.heads, classification: { labels: ['a', 'b', 'c', 'd', 'e'] } } });
-    expect(() => encodeCheckpoint({ spec: wider, params: initParams(spec, 1) })).toThrow('tensor heads.cls.bias: 3 values for shape [5]');
+    expect(() => encodeCheckpoint({ spec: wider, params: initParams(spec, 1), buffers: new Map() })).toThrow('tensor heads.cls.bias: 3 values for shape [5]');
+  });
+
+  it('round-trips BatchNorm buffers under their PyTorch names (num_batches_tracked as a 0-d int64), and refuses to save without them', () => {
+    const buffers = initBuffers(TINY_RESIDUAL);
+    buffers.set('trunk.4.bn2.num_batches_tracked', BigInt64Array.of(123456789012n));
+    (buffers.get('trunk.4.bn2.running_var') as Float32Array)[3] = 0.125;
+    const ckpt: Checkpoint = { spec: TINY_RESIDUAL, params: initParams(TINY_RESIDUAL, 2), buffers };
+    const bytes = encodeCheckpoint(ckpt);
+    const file = decodeSafetensors(bytes);
+    expect(file.tensors.get('trunk.4.bn2.num_batches_tracked')).toMatchObject({ dtype: 'I64', shape: [] });
+    expect(file.tensors.get('trunk.1.running_mean')).toMatchObject({ dtype: 'F32', shape: [4] });
+    const back = decodeCheckpoint(bytes);
+    expect(back.buffers).toEqual(buffers);
+    buffers.delete('trunk.1.running_var');
+    expect(() => encodeCheckpoint(ckpt)).toThrow('checkpoint: missing buffer trunk.1.running_var');
   });
 
   it('loads every tensor from a file as its own aligned copy of the right bytes', () => {
@@ -196,5 +213,7 @@ describe('specDifference', () => {
     const deeper = parseSpec({ ...tiny, shared: [16, 8] });
     expect(specDifference(deeper, tiny)).toContain('shared.3.weight only in one');
     expect(specDifference(tiny, deeper)).toBe('heads.cls.weight is 3×16 vs 3×8; heads.det.weight is 1×16 vs 1×8; heads.box.weight is 4×16 vs 4×8; 12 vs 14 parameter tensors');
+    const normalised = parseSpec({ ...tiny, trunk: [{ ...tiny.trunk[0], batchNorm: true }, tiny.trunk[1]] });
+    expect(specDifference(tiny, normalised)).toBe('trunk.0.bias only in one; trunk.3.weight only in one; trunk.3.bias only in one; 12 vs 13 parameter tensors; buffers none vs trunk.1.running_mean,trunk.1.running_var,trunk.1.num_batches_tracked');
   });
 });

@@ -5,7 +5,7 @@ import { decodeCheckpointWith, encodeCheckpointWith, type Checkpoint, type Check
 import { writeFileAtomic, writeFileAtomicSync } from './files';
 import { TRIDENT_VERSION } from './version';
 
-export { CHECKPOINT_FORMAT, emptyOptimizerState, specDifference, type Checkpoint, type OptimizerState } from './checkpoint-codec';
+export { CHECKPOINT_FORMAT, emptyOptimizerState, freshCheckpoint, specDifference, type Checkpoint, type OptimizerState } from './checkpoint-codec';
 
 export const NODE_CODEC: CheckpointCodec = {
   sha256: () => {

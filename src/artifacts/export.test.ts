@@ -4,7 +4,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { initParams, layout } from '../model/params';
+import { initBuffers, initParams, layout } from '../model/params';
+import { batchFeeds, maxAbsDiff, paramFeeds, randomBatch } from '../testing/batches';
+import { TINY_RESIDUAL } from '../testing/specs';
 import { builtinSpec } from '../model/spec';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
 import { decodeModel, encodeModel } from '../onnx/serialize';
@@ -133,13 +135,76 @@ describe('exportModel', () => {
   const onnxChecker = spawnSync('/usr/bin/python3', ['-c', 'import onnx'], { stdio: 'ignore' }).status === 0;
   (onnxChecker ? it : it.skip)(
     `passes onnx.checker.check_model(full_check=True)${onnxChecker ? '' : ' [skipped: /usr/bin/python3 cannot import onnx]'}`,
-    () => {
+    async () => {
       const script = 'import onnx, sys\nfor f in sys.argv[1:]:\n    onnx.checker.check_model(onnx.load(f), full_check=True)\nprint("ok")';
       // The several-steps-per-run graph the trainer builds from train_step (never written by export).
       const multi = path.join(root, 'train_steps.onnx');
       writeFileSync(multi, encodeModel(buildMultiStepGraph(buildTrainStepGraph(builtinSpec('tiny'), { optimizer: DEFAULT_OPTIMIZER.adam, frozen: ['trunk'] })).model));
-      const files = [...[FILES.infer, FILES.trainStep, FILES.eval].map((f) => path.join(dir, f)), multi];
+      // The same with BatchNorm (training mode, int64 batch counts among the carried state) and label smoothing.
+      const bnDir = path.join(root, 'bn');
+      await exportModel({ spec: TINY_RESIDUAL, outDir: bnDir, seed: 3 });
+      const multiBn = path.join(root, 'train_steps_bn.onnx');
+      writeFileSync(multiBn, encodeModel(buildMultiStepGraph(buildTrainStepGraph(TINY_RESIDUAL, { optimizer: DEFAULT_OPTIMIZER.adam, labelSmoothing: 0.1 })).model));
+      const files = [...[FILES.infer, FILES.trainStep, FILES.eval].flatMap((f) => [path.join(dir, f), path.join(bnDir, f)]), multi, multiBn];
       expect(execFileSync('/usr/bin/python3', ['-c', script, ...files], { encoding: 'utf8' }).trim()).toBe('ok');
     },
   );
+
+  describe('a model with BatchNorm, residual blocks and global average pooling', () => {
+    const bnSpec = TINY_RESIDUAL;
+    let bnDir: string;
+    const buffers = initBuffers(bnSpec);
+    beforeAll(async () => {
+      bnDir = path.join(root, 'tiny-residual');
+      // Running statistics of a trained model (not the initial 0 and 1), so that evaluation mode shows.
+      for (const [name, v] of buffers) {
+        if (v instanceof BigInt64Array) v[0] = 17n;
+        else v.forEach((_, i) => (v[i] = name.endsWith('running_var') ? 0.3 + 0.2 * i : 0.1 * i - 0.2));
+      }
+      await exportModel({ spec: bnSpec, outDir: bnDir, checkpoint: { spec: bnSpec, params: initParams(bnSpec, 4), buffers } });
+    });
+
+    it('records every buffer with role buffer: train_step reads each and returns it as .next, eval reads the running statistics', async () => {
+      const manifest = await readManifest(bnDir, { verify: true });
+      const names = layout(bnSpec).buffers.map((d) => d.name);
+      expect(names).toContain('trunk.1.running_mean');
+      expect(names).toContain('trunk.4.downsample.1.num_batches_tracked');
+      const step = manifest.graphs.train_step;
+      expect(step.inputs.filter((i) => i.role === 'buffer').map((i) => i.name)).toEqual(names);
+      expect(step.outputs.filter((o) => o.role === 'buffer').map((o) => o.name)).toEqual(names.map((n) => `${n}.next`));
+      expect(step.inputs.find((i) => i.name === 'trunk.1.num_batches_tracked')).toEqual({ name: 'trunk.1.num_batches_tracked', dtype: 'int64', shape: [], role: 'buffer' });
+      expect(manifest.graphs.eval.inputs.filter((i) => i.role === 'buffer').map((i) => i.name)).toEqual(names.filter((n) => !n.endsWith('num_batches_tracked')));
+      for (const g of Object.values(manifest.graphs)) {
+        const session = await ort.InferenceSession.create(path.join(bnDir, g.file), { intraOpNumThreads: 1 });
+        expect([...session.inputNames].sort()).toEqual(g.inputs.map((i) => i.name).sort());
+        expect([...session.outputNames].sort()).toEqual(g.outputs.map((o) => o.name).sort());
+        await session.release();
+      }
+    });
+
+    it('keeps the buffers in the checkpoint, and infer.onnx equals eval.onnx (evaluation mode, running statistics)', async () => {
+      const ckpt = await loadCheckpoint(path.join(bnDir, FILES.checkpoint));
+      for (const [name, v] of buffers) expect(Buffer.from(ckpt.buffers.get(name)!.buffer).equals(Buffer.from(v.buffer))).toBe(true);
+      const batch = randomBatch(bnSpec, 6, 9);
+      const infer = await ort.InferenceSession.create(path.join(bnDir, FILES.infer), { intraOpNumThreads: 1 });
+      const evaluate = await ort.InferenceSession.create(path.join(bnDir, FILES.eval), { intraOpNumThreads: 1 });
+      const statistics: Record<string, ort.Tensor> = {};
+      for (const d of layout(bnSpec).buffers) if (d.dtype === 'float32') statistics[d.name] = new ort.Tensor('float32', buffers.get(d.name) as Float32Array, d.shape);
+      const image = new ort.Tensor('float32', batch.images, [6, 3, 16, 16]);
+      const inferred = await infer.run({ image });
+      const evaluated = await evaluate.run({ ...batchFeeds(bnSpec, batch), ...paramFeeds(bnSpec, ckpt.params), ...statistics });
+      const f32 = (t: ort.Tensor) => t.data as Float32Array;
+      expect(maxAbsDiff(f32(inferred.class_probs), f32(evaluated.class_probs))).toBeLessThan(1e-6);
+      expect(maxAbsDiff(f32(inferred.box), f32(evaluated.box_pred))).toBeLessThan(1e-6);
+      // Evaluation mode: an image's answer does not depend on the rest of the batch.
+      const one = await infer.run({ image: new ort.Tensor('float32', batch.images.slice(0, 768), [1, 3, 16, 16]) });
+      expect(maxAbsDiff(f32(one.class_probs), f32(inferred.class_probs).subarray(0, 3))).toBeLessThan(1e-6);
+      // And the running statistics matter: the initial ones give other answers.
+      const fresh = await evaluate.run({ ...batchFeeds(bnSpec, batch), ...paramFeeds(bnSpec, ckpt.params), ...Object.fromEntries(
+        layout(bnSpec).buffers.filter((d) => d.dtype === 'float32').map((d) => [d.name, new ort.Tensor('float32', initBuffers(bnSpec).get(d.name) as Float32Array, d.shape)]),
+      ) });
+      expect(maxAbsDiff(f32(fresh.class_probs), f32(evaluated.class_probs))).toBeGreaterThan(1e-4);
+      await Promise.all([infer.release(), evaluate.release()]);
+    });
+  });
 });

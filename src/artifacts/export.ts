@@ -4,11 +4,10 @@ import path from 'node:path';
 import { encodeModel } from '../onnx/serialize';
 import { DEFAULT_OPSET } from '../onnx/ir';
 import { DEFAULT_OPTIMIZER, type OptimizerName } from '../model/optimizers';
-import { initParams } from '../model/params';
 import { builtinSpec, type ModelSpec } from '../model/spec';
 import type { Task } from '../model/tasks';
 import type { WeightingChoice } from '../model/weighting/index';
-import { emptyOptimizerState, saveCheckpoint, type Checkpoint } from './checkpoint';
+import { emptyOptimizerState, freshCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint';
 import { writeFileAtomic } from './files';
 import { buildEvalGraph, buildInferGraph, buildTrainStepGraph, type BuiltGraph } from './graphs';
 import { BOX_ENCODING, inputInfo, recordFile, writeManifest, MANIFEST_FORMAT, type Manifest } from './manifest';
@@ -52,11 +51,7 @@ export async function exportModel(opts: ExportOptions): Promise<Manifest> {
   const spec = typeof opts.spec === 'string' ? builtinSpec(opts.spec) : opts.spec;
   const optimizerName = opts.checkpoint?.optimizer?.config.name ?? opts.optimizer ?? 'adam';
   const optimizer = opts.checkpoint?.optimizer?.config ?? DEFAULT_OPTIMIZER[optimizerName];
-  const checkpoint: Checkpoint = opts.checkpoint ?? {
-    spec,
-    params: initParams(spec, opts.seed ?? 0),
-    optimizer: emptyOptimizerState(spec, optimizer),
-  };
+  const checkpoint: Checkpoint = opts.checkpoint ?? { ...freshCheckpoint(spec, opts.seed ?? 0), optimizer: emptyOptimizerState(spec, optimizer) };
   const training = opts.training ?? true;
   const dir = opts.outDir;
 
@@ -82,7 +77,7 @@ export async function exportModel(opts: ExportOptions): Promise<Manifest> {
     manifest.graphs[key] = graphInfo(file, g);
     await recordFile(dir, manifest, file);
   };
-  await writeGraph('infer', FILES.infer, buildInferGraph(spec, checkpoint.params));
+  await writeGraph('infer', FILES.infer, buildInferGraph(spec, checkpoint.params, checkpoint.buffers));
   if (training) {
     await writeGraph('train_step', FILES.trainStep, buildTrainStepGraph(spec, { optimizer, weighting: opts.weighting, tasks: opts.tasks }));
     await writeGraph('eval', FILES.eval, buildEvalGraph(spec));

@@ -38,7 +38,7 @@ describe('the exported graphs agree with each other', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'trident-graphs-'));
-    await exportModel({ spec, outDir: dir, optimizer: 'sgd', checkpoint: { spec, params } });
+    await exportModel({ spec, outDir: dir, optimizer: 'sgd', checkpoint: { spec, params, buffers: new Map() } });
     infer = await ort.InferenceSession.create(path.join(dir, FILES.infer), sessionOptions);
     evaluate = await ort.InferenceSession.create(path.join(dir, FILES.eval), sessionOptions);
     trainStep = await ort.InferenceSession.create(path.join(dir, FILES.trainStep), sessionOptions);

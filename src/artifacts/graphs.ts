@@ -2,12 +2,12 @@
 import { GraphBuilder } from '../onnx/builder';
 import type { Model, Shape } from '../onnx/ir';
 import { tensor } from '../onnx/ir';
-import { buildForward, buildHeadsPostprocess } from '../model/forward';
+import { buildForward, buildHeadsPostprocess, type BatchNormMode } from '../model/forward';
 import { buildLosses, buildTotalLoss, type BatchInputs } from '../model/losses';
-import { TASKS, type Task } from '../model/tasks';
 import { buildOptimizer, stateSuffixes, type OptimizerConfig } from '../model/optimizers';
-import { layout, type ParamDef } from '../model/params';
+import { layout, type BufferDef, type BufferValue, type ParamDef } from '../model/params';
 import type { ModelSpec } from '../model/spec';
+import { TASKS, type Task } from '../model/tasks';
 import { WEIGHTING_ROLES } from '../model/weighting/graph';
 import { STATIC_WEIGHTING, weightingStrategy, type WeightingChoice } from '../model/weighting/index';
 import { stack } from '../model/weighting/scalars';
@@ -56,8 +56,17 @@ function info(b: GraphBuilder, name: string, role: string): TensorInfo {
   return { name, dtype: b.dtype(name), shape: b.shape(name), role };
 }
 
-/** image → class_probs, objectness, box, with the weights stored as initializers. */
-export function buildInferGraph(spec: ModelSpec, params: Map<string, Float32Array>): BuiltGraph {
+/** The buffers evaluation-mode batch norm reads: running mean and variance (not the batch count). */
+export function statisticsBuffers(spec: ModelSpec): BufferDef[] {
+  return layout(spec).buffers.filter((d) => d.role !== 'num_batches_tracked');
+}
+
+/**
+ * image → class_probs, objectness, box, with the weights and running statistics stored as
+ * initializers (ONNX Runtime folds each BatchNormalization into the Conv before it when the session
+ * is created).
+ */
+export function buildInferGraph(spec: ModelSpec, params: Map<string, Float32Array>, buffers: Map<string, BufferValue>): BuiltGraph {
   const b = new GraphBuilder(`${spec.name}_infer`);
   const image = b.input(IO.image, 'float32', imageShape(spec));
   for (const p of layout(spec).params) {
@@ -65,7 +74,12 @@ export function buildInferGraph(spec: ModelSpec, params: Map<string, Float32Arra
     if (!data) throw new Error(`missing parameter ${p.name}`);
     b.initializer(p.name, tensor('float32', p.shape, data));
   }
-  const heads = buildForward(b, spec, image, (n) => n);
+  for (const d of statisticsBuffers(spec)) {
+    const data = buffers.get(d.name);
+    if (!(data instanceof Float32Array)) throw new Error(`missing buffer ${d.name}`);
+    b.initializer(d.name, tensor('float32', d.shape, data));
+  }
+  const heads = buildForward(b, spec, image, (n) => n, 'eval');
   const post = buildHeadsPostprocess(b, heads);
   const outs = [
     b.output(post.classProbs, IO.classProbs),
@@ -92,14 +106,36 @@ function addParamInputs(b: GraphBuilder, params: ParamDef[]): void {
   for (const p of params) b.input(p.name, 'float32', p.shape);
 }
 
+function addBufferInputs(b: GraphBuilder, buffers: BufferDef[]): void {
+  for (const d of buffers) b.input(d.name, d.dtype, d.shape);
+}
+
 export interface TrainStepGraphOptions {
   optimizer: OptimizerConfig;
   /** Parameter groups to keep fixed (fed as inputs, not updated). */
   frozen?: ('trunk' | 'head')[];
+  /**
+   * Label smoothing ε of the class loss (default 0). A constant of the graph rather than an input,
+   * so that train_step.onnx keeps the inputs its callers feed.
+   */
+  labelSmoothing?: number;
   /** How the task losses are combined (default: static λ). */
   weighting?: WeightingChoice;
   /** The tasks trained (default: all): the others' losses are left out and their heads fed, not updated. */
   tasks?: readonly Task[];
+}
+
+/**
+ * Batch norm (always in the trunk) runs in training mode unless the trunk is frozen: a frozen trunk
+ * is a fixed feature extractor, so it normalises with its running statistics and leaves them alone.
+ */
+export function batchNormMode(frozen: ('trunk' | 'head')[] = []): BatchNormMode {
+  return frozen.includes('trunk') ? 'eval' : 'train';
+}
+
+/** Buffers a train step reads: all of them in training mode (and returns each as `.next`), the running statistics otherwise. */
+export function trainStepBuffers(spec: ModelSpec, frozen: ('trunk' | 'head')[] = []): BufferDef[] {
+  return batchNormMode(frozen) === 'train' ? layout(spec).buffers : statisticsBuffers(spec);
 }
 
 /** Parameters that a train step with these options updates. */
@@ -117,11 +153,14 @@ export function activeTasks(tasks: readonly Task[] = TASKS): number[] {
 }
 
 /**
- * params + optimizer state + step + lr + weight decay + clip norm + task weights + batch
- * → loss, task_losses, grad_norm, <param>.next, <state>.next, step.next; a weighting strategy with
- * a graph part adds its own state, parameters and inputs (`weighting.<name>.*`, carried as
- * `X` → `X.next` where they are state) and the outputs applied_weights, task_gramian (when it
- * needs per-task gradients) and task_losses_after (when it needs the losses after the update).
+ * params + buffers + optimizer state + step + lr + weight decay + clip norm + task weights + batch
+ * → loss, task_losses, grad_norm, <param>.next, <state>.next, <buffer>.next, step.next.
+ * Every input whose role is parameter, buffer, optimizer_state or step and that the step updates
+ * has an output `<name>.next` of the same role: the state a caller carries from step to step.
+ * A weighting strategy with a graph part adds its own state, parameters and inputs
+ * (`weighting.<name>.*`, carried as `X` → `X.next` where they are state) and the outputs
+ * applied_weights, task_gramian (when it needs per-task gradients) and task_losses_after (when it
+ * needs the losses after the update); see docs/MTL.md.
  */
 export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepGraphOptions): BuiltGraph {
   const b = new GraphBuilder(`${spec.name}_train_step`);
@@ -130,11 +169,13 @@ export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepGraphOptions
   const active = activeTasks(opts.tasks);
   const all = layout(spec).params;
   const trainable = trainableParams(spec, opts.frozen, opts.tasks);
+  const buffers = trainStepBuffers(spec, opts.frozen);
   const suffixes = stateSuffixes(opts.optimizer.name);
   const inputs: TensorInfo[] = [];
   const image = b.input(IO.image, 'float32', imageShape(spec));
   const batch = addBatchInputs(b);
   addParamInputs(b, all);
+  addBufferInputs(b, buffers);
   for (const p of trainable) for (const s of suffixes) b.input(stateName(p.name, s), 'float32', p.shape);
   const hyper = {
     step: b.input(IO.step, 'float32', []),
@@ -144,13 +185,13 @@ export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepGraphOptions
   };
   const taskWeights = b.input(IO.taskWeights, 'float32', [TASKS.length]);
 
-  const heads = buildForward(b, spec, image, (n) => n);
+  const heads = buildForward(b, spec, image, (n) => n, batchNormMode(opts.frozen));
+  const smoothing = opts.labelSmoothing ? b.scalar(opts.labelSmoothing) : undefined;
   const numClasses = spec.heads.classification.labels.length;
-  const losses = buildLosses(b, heads, batch, numClasses);
+  const losses = buildLosses(b, heads, batch, numClasses, smoothing);
   const total = active.length === TASKS.length
     ? buildTotalLoss(b, losses.taskLosses, taskWeights)
     : buildTotalLoss(b, stack(b, active.map((t) => [losses.cls, losses.det, losses.box][t])), b.op('Gather', [taskWeights, b.ints(active, 'trained_tasks')], { axis: 0 }));
-
   const { grads, emitted, gram, weightingParams } = strategyGradients(b, {
     weighting,
     active,
@@ -174,10 +215,12 @@ export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepGraphOptions
     return buildOptimizer(b, opts.optimizer, weightingParams.map((p) => ({ param: p, grad: grads.get(p)!, state: suffixes.map((s) => stateName(p, s)) })), { ...hyper, weightDecay: noClip, clipNorm: noClip });
   })();
 
+  // The losses of the updated weights on the same batch (its batch statistics; its running statistics are not kept).
   let lossesAfter: string | undefined;
   if (needs.lossesAfterStep) {
     const updated = new Map(trainable.map((p, i) => [p.name, update.params[i]]));
-    const after = buildLosses(b, buildForward(b, spec, image, (n) => updated.get(n) ?? n), batch, numClasses);
+    const forward = buildForward(b, spec, image, (n) => updated.get(n) ?? n, batchNormMode(opts.frozen));
+    const after = buildLosses(b, forward, batch, numClasses, smoothing);
     lossesAfter = after.taskLosses;
     emitted!.after!([after.cls, after.det, after.box]);
   }
@@ -191,6 +234,7 @@ export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepGraphOptions
     out(update.params[i], next(p.name), 'parameter');
     suffixes.forEach((s, k) => out(update.state[i][k], next(stateName(p.name, s)), 'optimizer_state'));
   });
+  for (const [name, value] of heads.bufferUpdates) out(value, next(name), 'buffer');
   out(update.step, next(IO.step), 'step');
   weightingParams.forEach((p, i) => {
     out(weightingUpdate!.params[i], next(p), WEIGHTING_ROLES.parameter);
@@ -208,26 +252,34 @@ export function buildTrainStepGraph(spec: ModelSpec, opts: TrainStepGraphOptions
     const role = v.name === IO.image ? 'image'
       : Object.values(batch).includes(v.name) ? 'target'
         : all.some((p) => p.name === v.name) ? 'parameter'
-          : v.name === IO.taskWeights ? 'task_weights'
-            : Object.values(hyper).includes(v.name) ? 'hyperparameter'
-              : weightingRole.get(v.name) ?? 'optimizer_state';
+          : buffers.some((d) => d.name === v.name) ? 'buffer'
+            : v.name === IO.taskWeights ? 'task_weights'
+              : Object.values(hyper).includes(v.name) ? 'hyperparameter'
+                : weightingRole.get(v.name) ?? 'optimizer_state';
     inputs.push({ name: v.name, dtype: v.dtype, shape: v.shape, role });
   }
   const metadata: Record<string, string> = { 'trident.graph': 'train_step', 'trident.optimizer': JSON.stringify(opts.optimizer) };
+  if (opts.labelSmoothing) metadata['trident.label_smoothing'] = String(opts.labelSmoothing);
   if (weighting.name !== STATIC_WEIGHTING.name) metadata['trident.weighting'] = JSON.stringify(weighting);
   if (active.length !== TASKS.length) metadata['trident.tasks'] = JSON.stringify(active.map((t) => TASKS[t]));
-  return { model: b.model(metadata), inputs, outputs };
+  return {
+    model: b.model(metadata),
+    inputs,
+    outputs,
+  };
 }
 
-/** params + batch + task weights → loss, task_losses and the post-processed heads; no update. */
+/** params + running statistics + batch + task weights → loss, task_losses and the post-processed heads; no update. */
 export function buildEvalGraph(spec: ModelSpec): BuiltGraph {
   const b = new GraphBuilder(`${spec.name}_eval`);
   const all = layout(spec).params;
+  const buffers = statisticsBuffers(spec);
   const image = b.input(IO.image, 'float32', imageShape(spec));
   const batch = addBatchInputs(b);
   addParamInputs(b, all);
+  addBufferInputs(b, buffers);
   const taskWeights = b.input(IO.taskWeights, 'float32', [3]);
-  const heads = buildForward(b, spec, image, (n) => n);
+  const heads = buildForward(b, spec, image, (n) => n, 'eval');
   const losses = buildLosses(b, heads, batch, spec.heads.classification.labels.length);
   const total = buildTotalLoss(b, losses.taskLosses, taskWeights);
   const post = buildHeadsPostprocess(b, heads);
@@ -242,7 +294,10 @@ export function buildEvalGraph(spec: ModelSpec): BuiltGraph {
     name: v.name,
     dtype: v.dtype,
     shape: v.shape,
-    role: v.name === IO.image ? 'image' : Object.values(batch).includes(v.name) ? 'target' : v.name === IO.taskWeights ? 'task_weights' : 'parameter',
+    role: v.name === IO.image ? 'image'
+      : Object.values(batch).includes(v.name) ? 'target'
+        : v.name === IO.taskWeights ? 'task_weights'
+          : buffers.some((d) => d.name === v.name) ? 'buffer' : 'parameter',
   }));
   return { model: b.model({ 'trident.graph': 'eval' }), inputs, outputs };
 }

@@ -3,6 +3,7 @@
  * process that holds it. A lock whose process is gone (same host, pid no longer alive) is stale and
  * taken over; a lock held from another host cannot be checked and is never taken over.
  */
+import { TridentError } from '../base/errors';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -15,8 +16,7 @@ const OwnerSchema = z.object({ pid: z.number().int(), host: z.string(), since: z
 
 export type LockOwner = z.infer<typeof OwnerSchema>;
 
-export class RepositoryLockedError extends Error {
-  override readonly name = 'RepositoryLockedError';
+export class RepositoryLockedError extends TridentError {
   constructor(
     readonly root: string,
     readonly owner: LockOwner | undefined,
@@ -24,6 +24,7 @@ export class RepositoryLockedError extends Error {
     const file = path.join(root, LOCK_FILE);
     const who = owner ? `process ${owner.pid} on host ${owner.host} (since ${owner.since})` : `another process (${file} could not be read)`;
     super(
+      'conflict',
       `the model repository ${root} is in use by ${who}, which may write to it (fine-tuning, promotions, recovery). ` +
         `Run further servers on it with --read-only; if that process is gone, delete ${file}.`,
     );

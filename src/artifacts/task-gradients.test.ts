@@ -6,7 +6,7 @@ import { buildForward } from '../model/forward';
 import { buildLosses } from '../model/losses';
 import { TASKS, type Task } from '../model/tasks';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
-import { initParams, layout } from '../model/params';
+import { initBuffers, initParams, layout } from '../model/params';
 import { builtinSpec } from '../model/spec';
 import { chooseWeighting, STATIC_WEIGHTING, type WeightingChoice } from '../model/weighting/index';
 import { GraphBuilder } from '../onnx/builder';
@@ -107,7 +107,7 @@ describe('per-task gradients in the train step', () => {
     const features = b.input('features', 'float32', [batch.size, width]);
     const head = (name: string) => b.op('Gemm', [features, b.input(`heads.${name}.weight`, 'float32', layout(spec).params.find((p) => p.name === `heads.${name}.weight`)!.shape), b.input(`heads.${name}.bias`, 'float32', layout(spec).params.find((p) => p.name === `heads.${name}.bias`)!.shape)], { transB: 1 });
     const inputs = { label: b.input(IO.label, 'int64', [batch.size]), objectness: b.input(IO.objectness, 'float32', [batch.size]), box: b.input(IO.box, 'float32', [batch.size, 4]), mask: b.input(IO.mask, 'float32', [batch.size]) };
-    const losses = buildLosses(b, { features, classLogits: head('cls'), objectnessLogit: head('det'), boxLogits: head('box') }, inputs, spec.heads.classification.labels.length);
+    const losses = buildLosses(b, { features, classLogits: head('cls'), objectnessLogit: head('det'), boxLogits: head('box'), bufferUpdates: new Map() }, inputs, spec.heads.classification.labels.length);
     b.output(losses.taskLosses, 'task_losses');
     // The features themselves, from the trunk.
     const t = new GraphBuilder('trunk');
@@ -211,7 +211,7 @@ describeTorch(`per-task gradients match PyTorch (bench/torch_reference.py taskgr
   it('Gram matrices over the representation and the shared parameters, and the combined update of every parameter', async () => {
     const alpha = [0.2, 0.5, 0.3];
     const files = { ckpt: path.join(dir, 'ckpt.safetensors'), batch: path.join(dir, 'batch.safetensors'), out: path.join(dir, 'torch.safetensors') };
-    await saveCheckpoint(files.ckpt, { spec, params });
+    await saveCheckpoint(files.ckpt, { spec, params, buffers: initBuffers(spec) });
     const feeds = batchTensors();
     const tensors = new Map<string, SafeTensor>(Object.entries(feeds).map(([name, t]) => [name, { dtype: t.dtype === 'int64' ? 'I64' : 'F32', shape: t.dims, data: t.data as Float32Array }]));
     tensors.set('task_weights', { dtype: 'F32', shape: [3], data: Float32Array.from(lambda) });

@@ -1,6 +1,7 @@
 /** The gradient rule table: op type → vector-Jacobian product emitted as standard ONNX ops (opset 17). */
 import type { GraphBuilder } from '../onnx/builder';
 import { attr, getAttr } from '../onnx/ir';
+import { batchNormGrad, globalAveragePoolGrad } from './batch-norm';
 import { convGrad } from './conv';
 import {
   castTo,
@@ -237,4 +238,6 @@ export const GRAD_RULES: Record<string, GradRule> = {
   GatherElements: gatherElementsGrad,
   Conv: convGrad,
   MaxPool: maxPoolGrad,
+  BatchNormalization: batchNormGrad,
+  GlobalAveragePool: globalAveragePoolGrad,
 };

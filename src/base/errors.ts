@@ -34,7 +34,6 @@ export type ErrorCode =
  * throw new TridentError('not_found', `unknown model ${quote(name)}`);   // → HTTP 404, gRPC NOT_FOUND
  */
 export class TridentError extends Error {
-  override readonly name = 'TridentError';
   constructor(
     readonly code: ErrorCode,
     message: string,
@@ -42,6 +41,8 @@ export class TridentError extends Error {
     readonly details: Readonly<Record<string, string>> = {},
   ) {
     super(capMessage(message));
+    // Subclasses that carry more (the annotation line, the missing library) keep their own name.
+    this.name = new.target.name;
   }
 }
 

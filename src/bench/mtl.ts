@@ -10,19 +10,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { freshCheckpoint } from '../artifacts/checkpoint';
 import { FILES } from '../artifacts/export';
 import { IO } from '../artifacts/graphs';
 import { fashionLocDataset } from '../data/dataset';
 import { FASHIONLOC_EVAL_SEED } from '../data/fashionloc';
 import { loadFashionMnistSplit } from '../data/idx';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
-import { initParams } from '../model/params';
 import { trunkOutput, type ModelSpec } from '../model/spec';
 import { TASKS, type Task, type TaskVector } from '../model/tasks';
 import { STATIC_WEIGHTING, weightingLabel, type WeightingChoice } from '../model/weighting/index';
 import type { Metrics } from '../runtime/metrics';
 import { createSession } from '../runtime/session';
-import { STEPS_PER_RUN, TrainStepRunner } from '../runtime/train-step';
+import { TrainStepRunner } from '../runtime/train-step';
 import { formatNumber, table } from '../base/table';
 import { DEFAULTS, type TrainConfig } from '../train/config';
 import { evaluateModel } from '../train/evaluate';
@@ -52,17 +52,29 @@ export function scoresOf(m: Metrics): TaskScores {
   return Object.fromEntries(TASKS.map((t) => [t, m[TASK_METRICS[t].key]])) as TaskScores;
 }
 
-/** Multiply-accumulates of one image through the trunk and the given heads. */
+/** Multiply-accumulates of one image through the trunk (convolutions; batch norm folded) and the given heads. */
 export function inferenceMacs(spec: ModelSpec, heads: readonly Task[]): number {
   let macs = 0;
   let channels: number = spec.input.channels;
   let [h, w] = [spec.input.height, spec.input.width];
+  const conv = (out: number, kernel: number, stride: number, padding: number) => {
+    h = Math.floor((h + 2 * padding - kernel) / stride) + 1;
+    w = Math.floor((w + 2 * padding - kernel) / stride) + 1;
+    macs += h * w * out * channels * kernel * kernel;
+    channels = out;
+  };
   for (const block of spec.trunk) {
-    h = Math.floor((h + 2 * block.padding - block.kernel) / block.stride) + 1;
-    w = Math.floor((w + 2 * block.padding - block.kernel) / block.stride) + 1;
-    macs += h * w * block.outChannels * channels * block.kernel * block.kernel;
-    if (block.pool) [h, w] = [Math.floor(h / block.pool), Math.floor(w / block.pool)];
-    channels = block.outChannels;
+    if (block.type === 'globalAvgPool') [h, w] = [Math.min(h, 1), Math.min(w, 1)];
+    else if (block.type === 'residual') {
+      const inC = channels;
+      conv(block.outChannels, 3, block.stride, 1);
+      conv(block.outChannels, 3, 1, 1);
+      // The 1×1 projection of the shortcut, where the shape changes.
+      if (block.stride !== 1 || inC !== block.outChannels) macs += h * w * block.outChannels * inC;
+    } else {
+      conv(block.outChannels, block.kernel, block.stride, block.padding);
+      if (block.pool) [h, w] = [Math.floor(h / block.pool), Math.floor(w / block.pool)];
+    }
   }
   const out = trunkOutput(spec);
   let width = out.channels * out.height * out.width;
@@ -212,9 +224,9 @@ async function measureOverhead(opts: MtlBenchOptions, log: (line: string) => voi
   const batch = randomBatch(opts.spec, opts.batch, opts.seed + 1);
   const contenders: { weighting: WeightingChoice; runner: TrainStepRunner; run: () => Promise<number>; perRun: number; times: number[] }[] = [];
   for (const weighting of choices) {
-    const runner = await TrainStepRunner.create({ spec: opts.spec, params: initParams(opts.spec, opts.seed) }, { optimizer: DEFAULT_OPTIMIZER.adam, weighting, threads: opts.threads });
+    const runner = await TrainStepRunner.create(freshCheckpoint(opts.spec, opts.seed), { optimizer: DEFAULT_OPTIMIZER.adam, weighting, threads: opts.threads });
     const host = new HostWeighting(weighting, opts.taskWeights, TASKS);
-    const perRun = Math.min(STEPS_PER_RUN, host.stepsPerRun);
+    const perRun = Math.min(runner.stepsPerRun, host.stepsPerRun);
     const run = async () => {
       const t0 = performance.now();
       const fed = host.hyper();
@@ -226,11 +238,12 @@ async function measureOverhead(opts: MtlBenchOptions, log: (line: string) => voi
     contenders.push({ weighting, runner, run, perRun, times: [] });
   }
   const rounds = 5;
-  const runsPerRound = Math.max(1, Math.round(opts.overheadSteps / rounds / STEPS_PER_RUN));
+  const longest = Math.max(...contenders.map((c) => c.perRun));
+  const runsPerRound = Math.max(1, Math.round(opts.overheadSteps / rounds / longest));
   for (let round = 0; round < rounds; round++) {
     // Each round starts with another strategy, so that none always runs first (or after the same one).
     const order = contenders.map((_, i) => contenders[(i + round) % contenders.length]);
-    for (const c of order) for (let k = 0; k < runsPerRound * (STEPS_PER_RUN / c.perRun); k++) c.times.push(await c.run());
+    for (const c of order) for (let k = 0; k < runsPerRound * (longest / c.perRun); k++) c.times.push(await c.run());
   }
   const base = median(contenders[0].times);
   const out = contenders.map((c) => ({ weighting: weightingLabel(c.weighting), stepMs: median(c.times), ratio: median(c.times) / base, stepsPerRun: c.perRun }));

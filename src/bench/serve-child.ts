@@ -9,7 +9,7 @@ import http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import * as ort from 'onnxruntime-node';
 import pino from 'pino';
-import { createSession } from '../runtime/session';
+import { createSession, type ProviderName } from '../runtime/session';
 import { serveConfig, type ServeConfig } from '../serve/config';
 import { SERVER_NODE_FLAGS } from '../serve/node-flags';
 import { protos } from '../serve/grpc/calls';
@@ -29,7 +29,7 @@ export interface TensorShape {
 
 export type ChildJob =
   | { role: 'server'; config: Partial<ServeConfig> }
-  | { role: 'raw'; model: string; tensor: TensorShape; threads: number; batches: number[]; seconds: number; warmUpSeconds: number }
+  | { role: 'raw'; model: string; tensor: TensorShape; threads: number; device: ProviderName; batches: number[]; seconds: number; warmUpSeconds: number }
   | { role: 'grpc-load'; address: string; model: string; tensor: TensorShape; loads: LoadShape[] }
   | { role: 'http-load'; port: number; path: string; headers: Record<string, string>; bodyFile: string; loads: LoadShape[] };
 
@@ -62,7 +62,7 @@ export function runChild<T>(job: ChildJob, cpus: string | undefined, onMeasuring
 async function raw(job: Extract<ChildJob, { role: 'raw' }>): Promise<Measurement[]> {
   const results: Measurement[] = [];
   for (const batch of job.batches) {
-    const { session } = await createSession(job.model, { threads: job.threads });
+    const { session } = await createSession(job.model, { threads: job.threads, device: job.device });
     const dims = [batch, ...job.tensor.dims.slice(1)];
     const data = new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(0.1);
     const feeds = { [job.tensor.input]: new ort.Tensor('float32', data, dims) };

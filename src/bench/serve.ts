@@ -8,7 +8,7 @@
  *
  *   node dist/bench/serve.js [--models DIR] [--model NAME] [--threads N] [--instances N] [--max-batch N]
  *                            [--seconds S] [--concurrency 1,16,64] [--server-cpus LIST] [--client-cpus LIST]
- *                            [--no-pin] [--node-client] [--json]
+ *                            [--no-pin] [--node-client] [--device cpu|cuda] [--json]
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +17,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { exportModel } from '../artifacts/export';
 import { readManifest, type Manifest } from '../artifacts/manifest';
+import { parseProvider, type ProviderName } from '../runtime/execution-providers';
 import { table } from '../base/table';
 import type { ServeConfig } from '../serve/config';
 import { runChild, sampleTensor, startChild, type ChildJob, type LoadShape, type TensorShape } from './serve-child';
@@ -40,6 +41,8 @@ export interface ServeBenchOptions {
   clientCpus?: string;
   /** REST load from Node's http client even where wrk is installed. */
   nodeClient: boolean;
+  /** Execution provider of the server and of the raw measurement. */
+  device: ProviderName;
 }
 
 export interface ServeBenchResult {
@@ -52,7 +55,7 @@ export interface ServeBenchResult {
   checks: { name: string; value: number; target: string; met: boolean }[];
 }
 
-const DEFAULTS: ServeBenchOptions = { models: 'models', model: 'fashionloc', threads: 1, instances: 1, maxBatch: 32, seconds: 3, concurrencies: [1, 16, 64], nodeClient: false };
+const DEFAULTS: ServeBenchOptions = { models: 'models', model: 'fashionloc', threads: 1, instances: 1, maxBatch: 32, seconds: 3, concurrencies: [1, 16, 64], nodeClient: false, device: 'cpu' };
 const WARM_UP_SECONDS = 1;
 
 function tasksetAvailable(): boolean {
@@ -141,14 +144,14 @@ export async function runServeBenchmark(options: Partial<ServeBenchOptions> = {}
   ];
 
   const [batch1, batched] = await runChild<Measurement[]>(
-    { role: 'raw', model: path.join(dir, manifest.graphs.infer.file), tensor, threads: opts.threads, batches: [1, opts.maxBatch], seconds: opts.seconds, warmUpSeconds: WARM_UP_SECONDS },
+    { role: 'raw', model: path.join(dir, manifest.graphs.infer.file), tensor, threads: opts.threads, device: opts.device, batches: [1, opts.maxBatch], seconds: opts.seconds, warmUpSeconds: WARM_UP_SECONDS },
     opts.serverCpus,
   );
 
   const work = mkdtempSync(path.join(os.tmpdir(), 'trident-bench-load-'));
   const bodies = await requestBodies(manifest, work);
   const server = await startServerChild(
-    { models: root, host: '127.0.0.1', httpPort: 0, grpcPort: 0, threads: opts.threads, instances: opts.instances, maxBatch: opts.maxBatch, maxQueueSize: 4096, versionPolicy: 'latest', defaultModel: opts.model },
+    { models: root, host: '127.0.0.1', httpPort: 0, grpcPort: 0, device: opts.device, threads: opts.threads, instances: opts.instances, maxBatch: opts.maxBatch, maxQueueSize: 4096, versionPolicy: 'latest', defaultModel: opts.model },
     opts.serverCpus,
   );
   const load = (name: string, concurrency: number): LoadShape => ({ name, concurrency, seconds: opts.seconds, warmUpSeconds: WARM_UP_SECONDS });
@@ -206,7 +209,7 @@ export function formatServeBenchmark(r: ServeBenchResult): string {
   const headers = ['measure', 'concurrency', 'samples/s', 'p50 ms', 'p99 ms', 'CPU ms/sample'];
   const o = r.options;
   return [
-    `${r.model}: ${o.threads} ONNX Runtime thread(s) per session, ${o.instances} server worker(s), max batch ${o.maxBatch}, ${o.seconds} s per cell, ${os.cpus().length} CPUs`,
+    `${r.model} on ${o.device}: ${o.threads} ONNX Runtime thread(s) per session, ${o.instances} server worker(s), max batch ${o.maxBatch}, ${o.seconds} s per cell, ${os.cpus().length} CPUs`,
     ...r.setup,
     table(headers, [row(r.raw.batch1), row(r.raw.batched), ...r.served.map(row)]),
     '',
@@ -239,6 +242,7 @@ function parseArgs(argv: string[]): Partial<ServeBenchOptions> & { json?: boolea
       case '--client-cpus': out.clientCpus = value(); break;
       case '--no-pin': out.pin = false; break;
       case '--node-client': out.nodeClient = true; break;
+      case '--device': out.device = parseProvider(value()); break;
       case '--json': out.json = true; break;
       default: throw new Error(`unknown option ${argv[i]}`);
     }

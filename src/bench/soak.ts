@@ -21,6 +21,31 @@ function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
 
+interface Sample {
+  at: number;
+  rss: number;
+  /** The main thread's V8 heap and external memory, from the server's /metrics (workers' memory is only in RSS). */
+  heap: number;
+  external: number;
+}
+
+async function heapMiB(metricsUrl: string): Promise<{ heap: number; external: number }> {
+  const text = await (await fetch(metricsUrl)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
+  return { heap: value('trident_nodejs_heap_size_total_bytes'), external: value('trident_nodejs_external_memory_bytes') };
+}
+
+/** Least-squares slope of RSS over time, in MiB per minute. */
+function slopePerMinute(samples: Sample[]): number {
+  const n = samples.length;
+  if (n < 2) return 0;
+  const mt = samples.reduce((a, s) => a + s.at, 0) / n;
+  const mr = samples.reduce((a, s) => a + s.rss, 0) / n;
+  const cov = samples.reduce((a, s) => a + (s.at - mt) * (s.rss - mr), 0);
+  const varT = samples.reduce((a, s) => a + (s.at - mt) ** 2, 0);
+  return (cov / varT) * 60;
+}
+
 async function bodies(dir: string): Promise<{ image: string; tensor: string; headerLength: number }> {
   const pixels = Buffer.alloc(64 * 64 * 3);
   for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 31 + ((i / 192) | 0) * 7) & 0xff;
@@ -46,10 +71,11 @@ async function main(): Promise<void> {
   const server = await startServeProcess(MODELS, ['--no-finetune', '--log-level', 'info', '--threads', '0']);
   const pid = server.child.pid!;
   const base = `http://127.0.0.1:${server.httpPort}/v2/models/fashionloc`;
-  const samples: { at: number; rss: number }[] = [];
+  const samples: Sample[] = [];
   const started = Date.now();
-  const sampler = setInterval(() => samples.push({ at: (Date.now() - started) / 1000, rss: rssMiB(pid) }), Number(values.sample) * 1000);
-  samples.push({ at: 0, rss: rssMiB(pid) });
+  const take = async () => samples.push({ at: (Date.now() - started) / 1000, rss: rssMiB(pid), ...(await heapMiB(`http://127.0.0.1:${server.httpPort}/metrics`)) });
+  const sampler = setInterval(() => void take(), Number(values.sample) * 1000);
+  await take();
   console.log(`soak: ${seconds} s of wrk at c=${connections} on /predict and c=${connections} on /infer; RSS sampled every ${values.sample} s; warm-up ${warmUp} s`);
   let reports: WrkReport[];
   try {
@@ -59,18 +85,22 @@ async function main(): Promise<void> {
     ]);
   } finally {
     clearInterval(sampler);
-    samples.push({ at: (Date.now() - started) / 1000, rss: rssMiB(pid) });
+    await take();
     await server.stop();
   }
   const afterWarmUp = samples.filter((s) => s.at >= warmUp);
   const reference = afterWarmUp[0]?.rss ?? samples[0].rss;
-  const rows = samples.filter((_, i) => i % Math.max(1, Math.round(60 / Number(values.sample))) === 0 || i === samples.length - 1).map((s) => [s.at.toFixed(0), s.rss.toFixed(1), s.at >= warmUp ? (((s.rss - reference) / reference) * 100).toFixed(2) : '(warm-up)']);
-  console.log(table(['t (s)', 'RSS (MiB)', 'vs first after warm-up (%)'], rows));
+  const rows = samples
+    .filter((_, i) => i % Math.max(1, Math.round(60 / Number(values.sample))) === 0 || i === samples.length - 1)
+    .map((s) => [s.at.toFixed(0), s.rss.toFixed(1), s.heap.toFixed(1), s.external.toFixed(1), s.at >= warmUp ? (((s.rss - reference) / reference) * 100).toFixed(2) : '(warm-up)']);
+  console.log(table(['t (s)', 'RSS (MiB)', 'V8 heap (MiB)', 'external (MiB)', 'RSS vs first after warm-up (%)'], rows));
   const maxDrift = Math.max(...afterWarmUp.map((s) => Math.abs(s.rss - reference) / reference)) * 100;
   const last = afterWarmUp[afterWarmUp.length - 1]?.rss ?? reference;
   for (const [name, r] of [['predict', reports[0]], ['infer', reports[1]]] as const) {
     console.log(`${name}: ${r.requests} requests, ${(r.requests / (r.duration_us / 1e6)).toFixed(0)}/s, ${r.bad_status} non-2xx, ${r.socket_errors} socket errors, p50 ${(r.p50_us / 1000).toFixed(1)} ms, p99 ${(r.p99_us / 1000).toFixed(1)} ms`);
   }
+  const half = afterWarmUp.filter((s) => s.at >= (warmUp + seconds) / 2);
+  console.log(`RSS trend after warm-up: ${slopePerMinute(afterWarmUp).toFixed(3)} MiB/min over the whole, ${slopePerMinute(half).toFixed(3)} MiB/min over the second half`);
   console.log(`RSS after warm-up: first ${reference.toFixed(1)} MiB, last ${last.toFixed(1)} MiB (${(((last - reference) / reference) * 100).toFixed(2)} %), largest deviation ${maxDrift.toFixed(2)} % over ${afterWarmUp.length} samples`);
   console.log(`flat within 5 %: ${maxDrift <= 5 ? 'yes' : 'NO'}`);
 }

@@ -12,12 +12,12 @@ import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
 import { buildInferGraph } from '../artifacts/graphs';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
-import { initParams } from '../model/params';
 import { mulberry32 } from '../base/random';
+import { freshCheckpoint } from '../artifacts/checkpoint';
 import type { ModelSpec } from '../model/spec';
 import { encodeModel } from '../onnx/serialize';
 import { createSession } from '../runtime/session';
-import { STEPS_PER_RUN, TrainStepRunner, type TrainBatch } from '../runtime/train-step';
+import { TrainStepRunner, type TrainBatch } from '../runtime/train-step';
 import { DEFAULTS } from '../train/config';
 import { TrainJob } from '../train/job';
 
@@ -64,10 +64,10 @@ async function timeIt(runs: number, fn: () => Promise<unknown>, per = 1): Promis
   return times;
 }
 
-/** Train steps as training runs them: STEPS_PER_RUN to an ONNX Runtime run. */
+/** Train steps as training runs them: the provider's steps per run to an ONNX Runtime run. */
 function stepsAsTrainingRunsThem(runner: TrainStepRunner, batch: TrainBatch) {
   const hyper = { lr: 1e-4, weightDecay: 0, clipNorm: 0, taskWeights: [1, 1, 1] as TaskVector };
-  const batches = Array.from({ length: STEPS_PER_RUN }, () => batch);
+  const batches = Array.from({ length: runner.stepsPerRun }, () => batch);
   const hypers = batches.map(() => hyper);
   return {
     run: () => runner.runSteps(batches, hypers),
@@ -150,8 +150,9 @@ export interface TorchFigures {
 }
 
 export interface StepBenchResult {
-  /** Per step, STEPS_PER_RUN steps to a run as training takes them. */
+  /** Per step, `stepsPerRun` steps to a run as training takes them. */
   stepMs: number;
+  stepsPerRun: number;
   /** Per step, one step to a run. */
   singleStepMs: number;
   forwardMs: number;
@@ -167,9 +168,9 @@ const WARM_UP_RUNS = 3;
  * (other tenants, clock changes) and the ratio does not depend on when each happened to run.
  */
 export async function benchTrainStep(opts: StepBenchOptions): Promise<StepBenchResult> {
-  const params = initParams(opts.spec, 0);
-  const runner = await TrainStepRunner.create({ spec: opts.spec, params }, { optimizer: DEFAULT_OPTIMIZER.adam, threads: opts.threads });
-  const { session } = await createSession(encodeModel(buildInferGraph(opts.spec, params).model), { threads: opts.threads });
+  const start = freshCheckpoint(opts.spec, 0);
+  const runner = await TrainStepRunner.create(start, { optimizer: DEFAULT_OPTIMIZER.adam, threads: opts.threads });
+  const { session } = await createSession(encodeModel(buildInferGraph(opts.spec, start.params, start.buffers).model), { threads: opts.threads });
   const setups = Object.keys(TORCH_SETUPS) as TorchSetup[];
   const torch = new Map<TorchSetup, TorchTimer>();
   try {
@@ -179,7 +180,7 @@ export async function benchTrainStep(opts: StepBenchOptions): Promise<StepBenchR
     const image = new ort.Tensor('float32', batch.images, [opts.batch, channels, height, width]);
     const steps = stepsAsTrainingRunsThem(runner, batch);
     const ours = {
-      step: (runs: number) => timeIt(runs, steps.run, STEPS_PER_RUN),
+      step: (runs: number) => timeIt(runs, steps.run, runner.stepsPerRun),
       single: (runs: number) => timeIt(runs, steps.single),
       forward: (runs: number) => timeIt(runs, () => session.run({ image })),
     };
@@ -197,7 +198,7 @@ export async function benchTrainStep(opts: StepBenchOptions): Promise<StepBenchR
     const forward: number[] = [];
     const theirs = new Map(setups.map((s) => [s, { step: [] as number[], forward: [] as number[], ratios: [] as number[] }]));
     for (let r = 0; r < opts.rounds; r++) {
-      const ourRound = await ours.step(Math.ceil(perRound / STEPS_PER_RUN));
+      const ourRound = await ours.step(Math.ceil(perRound / runner.stepsPerRun));
       step.push(...ourRound);
       single.push(...(await ours.single(perRound)));
       forward.push(...(await ours.forward(perRound)));
@@ -215,6 +216,7 @@ export async function benchTrainStep(opts: StepBenchOptions): Promise<StepBenchR
     };
     return {
       stepMs: median(step),
+      stepsPerRun: runner.stepsPerRun,
       singleStepMs: median(single),
       forwardMs: median(forward),
       rounds: opts.rounds,
@@ -238,8 +240,8 @@ export interface PipelineBenchResult {
  */
 export async function benchPipeline(spec: ModelSpec, batch: number, threads: number, steps: number, rounds = 2): Promise<PipelineBenchResult> {
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'trident-pipeline-'));
-  const skip = 2 * STEPS_PER_RUN;
-  const runner = await TrainStepRunner.create({ spec, params: initParams(spec, 0) }, { optimizer: DEFAULT_OPTIMIZER.adam, threads });
+  const runner = await TrainStepRunner.create(freshCheckpoint(spec, 0), { optimizer: DEFAULT_OPTIMIZER.adam, threads });
+  const skip = 2 * runner.stepsPerRun;
   try {
     const run = stepsAsTrainingRunsThem(runner, randomBatch(spec, batch)).run;
     await timeIt(1, run);
@@ -260,7 +262,7 @@ export async function benchPipeline(spec: ModelSpec, batch: number, threads: num
         if (m.index >= skip) endToEnd.push(m.imagesPerSecond);
       });
       await job.done;
-      for (const ms of await timeIt(Math.ceil(steps / STEPS_PER_RUN), run, STEPS_PER_RUN)) bare.push((batch * 1000) / ms);
+      for (const ms of await timeIt(Math.ceil(steps / runner.stepsPerRun), run, runner.stepsPerRun)) bare.push((batch * 1000) / ms);
     }
     return { endToEndImagesPerSecond: median(endToEnd), bareImagesPerSecond: median(bare) };
   } finally {

@@ -73,7 +73,7 @@ describe('bin/trident.js runs the CLI however it is reached', () => {
 });
 
 describe('trident --help', () => {
-  it.each([[[]], [['export']], [['train']], [['eval']], [['predict']], [['data']], [['data', 'fashionloc']], [['bench']], [['bench', 'train']]])(
+  it.each([[[]], [['export']], [['train']], [['eval']], [['predict']], [['data']], [['data', 'fashionloc']], [['bench']], [['bench', 'train']], [['bench', 'trunk']], [['bench', 'infer']]])(
     'trident %j --help exits 0 with usage',
     async (command) => {
       const { code, stdout } = await trident([...command, '--help']);
@@ -109,6 +109,19 @@ describe('trident refuses bad input with a clear message', () => {
     expect(code).toBe(1);
     expect(stderr).toContain('trident: FashionLoc has the 10 Fashion-MNIST classes; architecture tiny has 3');
     expect(existsSync(path.join(tmp, 'never', 'checkpoint.safetensors'))).toBe(false);
+  });
+
+  it('train refuses an unknown schedule and out-of-range augmentation or label smoothing', async () => {
+    const base = ['train', '--arch', 'fashionloc-res', '--data', 'fashion-mnist', '--out', path.join(tmp, 'never')];
+    const schedule = await trident([...base, '--schedule', 'step']);
+    expect([schedule.code, schedule.stderr.trim()]).toEqual([1, 'trident: unknown learning-rate schedule (--schedule) "step"; valid: cosine, constant']);
+    const smoothing = await trident([...base, '--label-smoothing', '1.5']);
+    expect(smoothing.code).toBe(1);
+    expect(smoothing.stderr).toContain('--label-smoothing');
+    const shift = await trident([...base, '--translate', '0.9']);
+    expect(shift.code).toBe(1);
+    expect(shift.stderr).toContain('--translate');
+    expect(existsSync(path.join(tmp, 'never'))).toBe(false);
   });
 
   it('train --weighting / --weighting-option / --tasks: an unknown name lists the valid ones; --help lists every strategy', async () => {

@@ -64,14 +64,14 @@ export interface LoadAnnotationOptions {
   onWarning?: (message: string) => void;
 }
 
-export class AnnotationError extends Error {
+/** A bad annotation line: the file, the line and what is wrong with it. */
+export class AnnotationError extends TridentError {
   constructor(
     readonly jsonl: string,
     readonly line: number,
     readonly problem: string,
   ) {
-    super(`${jsonl}:${line}: ${problem}`);
-    this.name = 'AnnotationError';
+    super('invalid_argument', `${jsonl}:${line}: ${problem}`);
   }
 }
 

@@ -1,9 +1,8 @@
-/** Samples, datasets and batches as the trainer consumes them, plus epoch order and augmentation. */
+/** Samples, datasets and batches as the trainer consumes them, and epoch order (augmentation: augment.ts). */
 import type { InputSpec } from '../model/spec';
 import { renderFashionLoc, fashionLocPool, type FashionLocSource, type FashionLocSplit } from './fashionloc';
 import { stackSamples, type Batch, type NormalisedBox, type Sample } from './batch';
 import { toCHW } from '../model/pixels';
-import { hashSeed, mulberry32 } from '../base/random';
 
 export { collate, epochOrder, type Batch, type NormalisedBox, type Sample } from './batch';
 
@@ -73,57 +72,4 @@ export function* batches(dataset: Dataset, order: ArrayLike<number>, batchSize: 
     for (let k = start; k < end; k++) samples.push(dataset.get(order[k]));
     yield stackSamples(samples, samples[0].image.length);
   }
-}
-
-export interface AugmentOptions {
-  seed: number;
-  epoch: number;
-  /** Probability of a horizontal flip (box mirrored); default 0.5. */
-  flip?: number;
-  /** Largest relative brightness change, e.g. 0.1 for ±10 %; default 0.1. */
-  brightness?: number;
-}
-
-/**
- * Training augmentation as a Dataset wrapper: sample i of the wrapped set is flipped and/or
- * brightened deterministically from (seed, epoch, i). Make one wrapper per epoch.
- */
-export function augmented(dataset: Dataset, input: InputSpec, opts: AugmentOptions): Dataset {
-  const flipProbability = opts.flip ?? 0.5;
-  const brightness = opts.brightness ?? 0.1;
-  return {
-    length: dataset.length,
-    get(index: number): Sample {
-      const sample = dataset.get(index);
-      const random = mulberry32(hashSeed(opts.seed, opts.epoch, index, 0xa06));
-      const flip = random() < flipProbability;
-      const factor = 1 + (random() * 2 - 1) * brightness;
-      return augmentSample(sample, input, flip, factor);
-    },
-  };
-}
-
-/** Mirrors (box too) and scales brightness in pixel space, clamped to the valid pixel range. */
-export function augmentSample(sample: Sample, input: InputSpec, flip: boolean, brightnessFactor: number): Sample {
-  const { width, height, channels } = input;
-  const plane = width * height;
-  const image = new Float32Array(sample.image.length);
-  for (let c = 0; c < channels; c++) {
-    const mean = input.mean[c];
-    const std = input.std[c];
-    // pixel/255 = v·std + mean; scaling it by k gives v·k + mean·(k-1)/std
-    const shift = (mean * (brightnessFactor - 1)) / std;
-    const low = -mean / std;
-    const high = (1 - mean) / std;
-    for (let y = 0; y < height; y++) {
-      const row = c * plane + y * width;
-      for (let x = 0; x < width; x++) {
-        const v = sample.image[row + (flip ? width - 1 - x : x)] * brightnessFactor + shift;
-        image[row + x] = v < low ? low : v > high ? high : v;
-      }
-    }
-  }
-  const [x1, y1, x2, y2] = sample.box;
-  const box: NormalisedBox = flip && sample.objectness === 1 ? [1 - x2, y1, 1 - x1, y2] : [x1, y1, x2, y2];
-  return { image, label: sample.label, objectness: sample.objectness, box };
 }

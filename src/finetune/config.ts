@@ -1,6 +1,6 @@
 /** Everything the fine-tune job system can be told, with defaults sized for a 2-core server. */
 import type { Metrics } from '../runtime/metrics';
-import type { Device } from '../runtime/session';
+import type { Device } from '../runtime/execution-providers';
 
 /** Metrics where higher is better; the promotion gate compares one of them. */
 export type GateMetric = keyof Omit<Metrics, 'samples' | 'objects' | 'perClassAccuracy'>;

@@ -12,7 +12,7 @@ import { DEFAULTS, type TrainConfig } from '../train/config';
 import type { ActiveJob, JobBoard } from './board';
 import { decide } from './gate';
 import { trainingLength } from './hyperparams';
-import { annotateCandidate, promote, revertPromotion, versionDir, type PromotionPhase } from './promotion';
+import { annotateCandidate, jobLineage, promote, revertPromotion, versionDir, type PromotionPhase } from './promotion';
 import { isEnded, type Decision, type Evaluation, type JobRecord, type JobState } from './record';
 import { JobRunner } from './runner';
 import type { RunPlan } from './runner-protocol';
@@ -191,7 +191,7 @@ export class JobExecution {
     const board = this.board;
     const gate = decide(evaluation, record.force);
     const { version, latest, previous } = await board.locks.run(record.model, async () => {
-      await annotateCandidate(staging, record, evaluation, gate);
+      await annotateCandidate(staging, record.model, evaluation, gate, jobLineage(record));
       const before = (await servingVersion(modelDir))!;
       const result = await promote(modelDir, staging, record, gate, {
         recordVersion: async (v) => {

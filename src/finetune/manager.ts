@@ -10,13 +10,13 @@ import type { FinetuneConfig } from './config';
 import { JobExecution } from './execution';
 import { JobIntake, type CreateOptions, type Reservation } from './intake';
 import type { PromotionPhase } from './promotion';
-import { isEnded, type JobEvent, type JobRecord, type JobState } from './record';
+import { isEnded, type JobEvent, type JobRecord, type JobState, type ModelVersions } from './record';
 import { recover, RESTART_REASON, type RecoveryReport } from './recovery';
 import { checkJobId, type JobStore } from './store';
-import { VersionAdmin, type ModelVersions } from './versions';
+import { VersionAdmin } from './versions';
 
 export type { CreateOptions, Reservation } from './intake';
-export type { ModelVersions, VersionInfo } from './versions';
+export type { ModelVersions, VersionInfo } from './record';
 
 export interface JobManagerOptions {
   /** The model repository root (NAME/VERSION folders). */

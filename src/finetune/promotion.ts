@@ -15,7 +15,7 @@ import {
   writeServingPointer,
 } from '../artifacts/repository';
 import type { GateResult } from './gate';
-import type { Evaluation, JobRecord } from './record';
+import type { Evaluation, MetricsPair, JobRecord } from './record';
 
 export type PromotionPhase = 'staged' | 'committed' | 'promoted';
 
@@ -28,34 +28,41 @@ export interface PromotionSteps {
 
 const COMMIT_ATTEMPTS = 5;
 
-/** Lineage and evaluation written into the candidate's manifest (inside the staging folder). */
-export async function annotateCandidate(staging: string, record: JobRecord, evaluation: Evaluation, gate: GateResult): Promise<void> {
+/** Lineage and evaluation written into a candidate's manifest (inside its staging folder), for a job's result and a weights upload alike. */
+export async function annotateCandidate(staging: string, model: string, evaluation: Evaluation, gate: GateResult, lineage: Record<string, unknown>): Promise<void> {
   const manifest = await readManifest(staging);
-  const summary = (pair: Evaluation['heldOut']) => ({ samples: pair.samples, candidate: pair.candidate, serving: pair.serving });
+  const summary = (pair: MetricsPair) => ({ name: pair.name, samples: pair.samples, candidate: pair.candidate, serving: pair.serving });
   await writeManifest(staging, {
     ...manifest,
-    name: record.model,
+    name: model,
     metrics: {
       ...manifest.metrics,
       finetune: {
         metric: evaluation.metric,
         tolerance: evaluation.tolerance,
         heldOut: summary(evaluation.heldOut),
-        ...(evaluation.reference ? { reference: { name: evaluation.reference.name, ...summary(evaluation.reference) } } : {}),
+        ...(evaluation.reference ? { reference: summary(evaluation.reference) } : {}),
       },
     },
     lineage: {
       ...manifest.lineage,
-      // The trainer wrote the serving folder's absolute path; this says the same portably.
-      from: `${record.model}/${record.parentVersion}`,
-      model: record.model,
-      parentVersion: record.parentVersion,
-      jobId: record.id,
-      dataSha256: record.data.sha256,
-      dataSamples: record.data.samples,
+      ...lineage,
       gate: { metric: evaluation.metric, tolerance: evaluation.tolerance, passed: gate.passed, forced: gate.forced },
     },
   });
+}
+
+/** Where a fine-tune job's candidate comes from. */
+export function jobLineage(record: JobRecord): Record<string, unknown> {
+  return {
+    // The trainer wrote the serving folder's absolute path; this says the same portably.
+    from: `${record.model}/${record.parentVersion}`,
+    model: record.model,
+    parentVersion: record.parentVersion,
+    jobId: record.id,
+    dataSha256: record.data.sha256,
+    dataSamples: record.data.samples,
+  };
 }
 
 /** Returns the version written and "latest" afterwards. */

@@ -101,3 +101,22 @@ export type JobEvent =
   | { type: 'end'; job: JobRecord };
 
 export type JobEventType = JobEvent['type'];
+
+/** One version of a model as the fine-tune API lists it. */
+export interface VersionInfo {
+  version: number;
+  latest: boolean;
+  createdAt?: string;
+  metrics?: Record<string, unknown>;
+  lineage?: Record<string, unknown>;
+  /** Why the manifest could not be read. */
+  error?: string;
+}
+
+export interface ModelVersions {
+  model: string;
+  latest: number;
+  versions: VersionInfo[];
+  /** Every move of "latest" (artifacts/repository.ts's pointer history). */
+  history: { version: number; at: string; reason: string; jobId?: string }[];
+}

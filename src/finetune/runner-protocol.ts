@@ -1,5 +1,5 @@
 /** Messages between the job manager (main thread) and a job's runner worker. */
-import type { Device } from '../runtime/session';
+import type { Device } from '../runtime/execution-providers';
 import type { Metrics } from '../runtime/metrics';
 import type { TrainConfig } from '../train/config';
 import type { EpochReport, StepProgress, TrainReady } from './record';

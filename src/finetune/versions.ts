@@ -1,26 +1,10 @@
 /** A model's versions as the fine-tune API shows them, and moving "latest" back (or forward) by hand. */
 import { readManifest } from '../artifacts/manifest';
-import { listVersions, moveServingPointer, readServingPointer, resolveLatest, servingVersion, type PointerEntry } from '../artifacts/repository';
+import { listVersions, moveServingPointer, readServingPointer, resolveLatest, servingVersion } from '../artifacts/repository';
 import { TridentError } from '../base/errors';
 import type { JobBoard } from './board';
+import type { ModelVersions, VersionInfo } from './record';
 import { versionDir } from './promotion';
-
-export interface VersionInfo {
-  version: number;
-  latest: boolean;
-  createdAt?: string;
-  metrics?: Record<string, unknown>;
-  lineage?: Record<string, unknown>;
-  /** Why the manifest could not be read. */
-  error?: string;
-}
-
-export interface ModelVersions {
-  model: string;
-  latest: number;
-  versions: VersionInfo[];
-  history: PointerEntry[];
-}
 
 export class VersionAdmin {
   constructor(

@@ -1,5 +1,5 @@
 /** Messages between weights-upload.ts and its worker (weights-worker.ts). */
-import type { Device } from '../runtime/session';
+import type { Device } from '../runtime/execution-providers';
 import type { ReferenceOptions } from './reference';
 import type { SetMetrics } from './runner-protocol';
 

@@ -9,16 +9,15 @@
 import { TridentError } from '../base/errors';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
 import { decodeCheckpoint, specDifference, type Checkpoint } from '../artifacts/checkpoint';
 import { sha256 } from '../artifacts/files';
-import { readManifest, writeManifest } from '../artifacts/manifest';
+import { readManifest } from '../artifacts/manifest';
 import { servingVersion, stagingDir } from '../artifacts/repository';
-import { stopWorker } from '../runtime/worker-exit';
-import { decide, type GateResult } from './gate';
+import { WorkerChannel } from '../runtime/worker-channel';
+import { decide } from './gate';
 import type { JobManager } from './manager';
-import { promote, revertPromotion, versionDir } from './promotion';
+import { annotateCandidate, promote, revertPromotion, versionDir } from './promotion';
 import type { Decision, Evaluation, MetricsPair } from './record';
 import type { WeightsPlan, WeightsWorkerReply } from './weights-protocol';
 
@@ -126,7 +125,7 @@ export async function uploadWeights(manager: JobManager, upload: WeightsUpload, 
       ...(measured.referenceSkipped ? { referenceSkipped: measured.referenceSkipped } : {}),
     };
     const gate = decide(evaluation, upload.force);
-    await annotate(staging, model, evaluation, gate, lineage, !!heldOut);
+    await annotateCandidate(staging, model, evaluation, gate, { ...lineage, heldOutMeasuredBy: heldOut ? 'client' : undefined });
     const record = { id: reservation.id, parentVersion };
     const promoted = await manager.runExclusive(model, async () => {
       const previous = (await servingVersion(modelDir))!;
@@ -178,40 +177,23 @@ function parseHeldOut(value: unknown): z.infer<typeof HeldOutSchema> | undefined
   return parsed.data;
 }
 
-async function annotate(staging: string, model: string, evaluation: Evaluation, gate: GateResult, lineage: Record<string, unknown>, clientHeldOut: boolean): Promise<void> {
-  const manifest = await readManifest(staging);
-  const summary = (pair: MetricsPair) => ({ name: pair.name, samples: pair.samples, candidate: pair.candidate, serving: pair.serving });
-  await writeManifest(staging, {
-    ...manifest,
-    name: model,
-    metrics: {
-      ...manifest.metrics,
-      finetune: {
-        metric: evaluation.metric,
-        tolerance: evaluation.tolerance,
-        heldOut: summary(evaluation.heldOut),
-        ...(evaluation.reference ? { reference: summary(evaluation.reference) } : {}),
-      },
-    },
-    lineage: {
-      ...manifest.lineage,
-      ...lineage,
-      heldOutMeasuredBy: clientHeldOut ? 'client' : undefined,
-      gate: { metric: evaluation.metric, tolerance: evaluation.tolerance, passed: gate.passed, forced: gate.forced },
-    },
-  });
-}
+const WEIGHTS_WORKER = path.join(__dirname, 'weights-worker.js');
 
 function runWorker(plan: WeightsPlan): Promise<Extract<WeightsWorkerReply, { type: 'done' }>> {
-  const worker = new Worker(path.join(__dirname, 'weights-worker.js'));
   return new Promise((resolve, reject) => {
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`the weights worker exited with code ${code}`)));
-    worker.once('message', (reply: WeightsWorkerReply) => {
-      void stopWorker(worker);
-      if (reply.type === 'done') resolve(reply);
-      else reject(new Error(`building the candidate version failed: ${reply.message}`));
-    });
-    worker.postMessage(plan);
+    const channel: WorkerChannel<WeightsPlan, WeightsWorkerReply> = new WorkerChannel(
+      WEIGHTS_WORKER,
+      {
+        message: (reply) => {
+          void channel.stop();
+          if (reply.type === 'done') resolve(reply);
+          else reject(new Error(`building the candidate version failed: ${reply.message}`));
+        },
+        failed: reject,
+      },
+      {},
+      'the weights worker',
+    );
+    channel.send(plan);
   });
 }

@@ -26,7 +26,7 @@ async function run(plan: WeightsPlan): Promise<WeightsWorkerReply> {
     spec: serving.spec,
     outDir: plan.staging,
     optimizer: parseOptimizer(serving.optimizer ?? 'adam'),
-    checkpoint: { spec: serving.spec, params: uploaded.params },
+    checkpoint: { spec: serving.spec, params: uploaded.params, buffers: uploaded.buffers },
     name: plan.model,
     metrics: {},
     lineage: plan.lineage,

@@ -1,7 +1,9 @@
 /**
  * The task losses, emitted into a graph.
  *
- * - classification: softmax cross-entropy, averaged over samples whose mask is 1;
+ * - classification: softmax cross-entropy, averaged over samples whose mask is 1; with label
+ *   smoothing ε (a graph value), against the target (1 − ε)·one-hot + ε/K, as PyTorch's
+ *   CrossEntropyLoss(label_smoothing=ε);
  * - objectness: binary cross-entropy with logits, averaged over all samples;
  * - box: SmoothL1 (β = BOX_BETA) on the normalised corners, averaged over the 4 coordinates and
  *   over samples whose mask is 1.
@@ -28,7 +30,8 @@ export interface LossOutputs {
   taskLosses: string;
 }
 
-export function buildLosses(b: GraphBuilder, heads: HeadOutputs, batch: BatchInputs, numClasses: number): LossOutputs {
+/** `labelSmoothing`: a float scalar value of the graph; omitted, the plain one-hot target. */
+export function buildLosses(b: GraphBuilder, heads: HeadOutputs, batch: BatchInputs, numClasses: number, labelSmoothing?: string): LossOutputs {
   const axis1 = b.ints([1]);
   const objectCount = b.op('Max', [b.op('ReduceSum', [batch.mask, b.ints([0])], { keepdims: 0 }), b.scalar(1)]);
   const maskedMean = (perSample: string) =>
@@ -36,7 +39,10 @@ export function buildLosses(b: GraphBuilder, heads: HeadOutputs, batch: BatchInp
 
   const logProbs = b.op('LogSoftmax', [heads.classLogits], { axis: 1 });
   const oneHot = b.op('OneHot', [batch.label, b.const(tensor('int64', [], [numClasses]), 'num_classes'), b.floats([0, 1])], { axis: -1 });
-  const picked = b.op('ReduceSum', [b.op('Mul', [logProbs, oneHot]), axis1], { keepdims: 0 });
+  const target = labelSmoothing
+    ? b.op('Add', [b.op('Mul', [oneHot, b.op('Sub', [b.scalar(1), labelSmoothing])]), b.op('Div', [labelSmoothing, b.scalar(numClasses)])])
+    : oneHot;
+  const picked = b.op('ReduceSum', [b.op('Mul', [logProbs, target]), axis1], { keepdims: 0 });
   const cls = b.op('Neg', [maskedMean(picked)]);
 
   const zFlat = b.op('Reshape', [heads.objectnessLogit, b.ints([-1])]);

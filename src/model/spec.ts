@@ -12,21 +12,45 @@ export const InputSpecSchema = z.object({
   std: z.array(z.number().positive()).min(1),
 });
 
+/** Conv2d, then BatchNorm2d (the conv then has no bias), ReLU and max-pool, each optional. */
 export const ConvBlockSchema = z.object({
+  type: z.literal('conv'),
   outChannels: positiveInt,
   kernel: positiveInt,
   stride: positiveInt.default(1),
   padding: z.number().int().nonnegative().default(0),
+  batchNorm: z.boolean().default(false),
   relu: z.boolean().default(true),
   /** Max-pool window (and stride) after the activation; omit for none. */
   pool: positiveInt.optional(),
 });
 
+/**
+ * torchvision's BasicBlock: conv 3×3 (stride) → BN → ReLU → conv 3×3 → BN, plus the shortcut (identity,
+ * or conv 1×1 (stride) → BN where the stride or the channel count changes), then ReLU. Without
+ * batchNorm the convolutions carry biases instead.
+ */
+export const ResidualBlockSchema = z.object({
+  type: z.literal('residual'),
+  outChannels: positiveInt,
+  stride: positiveInt.default(1),
+  batchNorm: z.boolean().default(true),
+});
+
+/** AdaptiveAvgPool2d(1): each channel averaged over the feature map; only as the trunk's last block. */
+export const GlobalAvgPoolSchema = z.object({ type: z.literal('globalAvgPool') });
+
+/** A trunk block; a block without `type` is a conv block (the only kind specs had before). */
+export const TrunkBlockSchema = z.preprocess(
+  (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) && !('type' in v) ? { ...v, type: 'conv' } : v),
+  z.discriminatedUnion('type', [ConvBlockSchema, ResidualBlockSchema, GlobalAvgPoolSchema]),
+);
+
 export const ModelSpecSchema = z
   .object({
     name: z.string().min(1),
     input: InputSpecSchema,
-    trunk: z.array(ConvBlockSchema).min(1),
+    trunk: z.array(TrunkBlockSchema).min(1),
     /** Widths of the shared fully-connected layers after flattening (each followed by ReLU). */
     shared: z.array(positiveInt),
     heads: z.object({
@@ -44,6 +68,11 @@ export const ModelSpecSchema = z
     featureMapSizes(spec.input, spec.trunk).forEach(({ height, width }, i) => {
       if (height < 1 || width < 1) ctx.addIssue({ code: 'custom', path: ['trunk', i], message: 'reduces the feature map to nothing' });
     });
+    spec.trunk.forEach((block, i) => {
+      if (block.type === 'globalAvgPool' && i !== spec.trunk.length - 1) {
+        ctx.addIssue({ code: 'custom', path: ['trunk', i], message: 'global average pooling must be the last trunk block' });
+      }
+    });
     const labels = spec.heads.classification.labels;
     if (new Set(labels).size !== labels.length) {
       ctx.addIssue({ code: 'custom', path: ['heads', 'classification', 'labels'], message: 'labels must be unique' });
@@ -52,6 +81,8 @@ export const ModelSpecSchema = z
 
 export type InputSpec = z.infer<typeof InputSpecSchema>;
 export type ConvBlock = z.infer<typeof ConvBlockSchema>;
+export type ResidualBlock = z.infer<typeof ResidualBlockSchema>;
+export type TrunkBlock = z.infer<typeof TrunkBlockSchema>;
 export type ModelSpec = z.infer<typeof ModelSpecSchema>;
 
 export const FASHION_LABELS = [
@@ -96,6 +127,24 @@ export const BUILTIN_SPECS: Record<string, ModelSpec> = {
     shared: [256],
     heads: { classification: { labels: FASHION_LABELS }, detection: {}, box: {} },
   }),
+  /**
+   * fashionloc's input with a ResNet-style trunk: conv 32 + BatchNorm + pool 2 (32×32), then
+   * BasicBlocks of 32, 64 (stride 2), 128 (stride 2) and 256 (stride 2) channels down to 4×4, then
+   * fc 256 over the flattened map (which keeps the positions the box head needs).
+   */
+  'fashionloc-res': parseSpec({
+    name: 'fashionloc-res',
+    input: { channels: 3, height: 64, width: 64, mean: IMAGENET_MEAN, std: IMAGENET_STD },
+    trunk: [
+      { outChannels: 32, kernel: 3, padding: 1, batchNorm: true, pool: 2 },
+      { type: 'residual', outChannels: 32 },
+      { type: 'residual', outChannels: 64, stride: 2 },
+      { type: 'residual', outChannels: 128, stride: 2 },
+      { type: 'residual', outChannels: 256, stride: 2 },
+    ],
+    shared: [256],
+    heads: { classification: { labels: FASHION_LABELS }, detection: {}, box: {} },
+  }),
   /** A very small spec for fast tests. */
   tiny: parseSpec({
     name: 'tiny',
@@ -116,22 +165,37 @@ export function builtinSpec(name: string): ModelSpec {
 }
 
 /** Height and width of the feature map after each trunk block (convolution, then pooling). */
-function featureMapSizes(input: { height: number; width: number }, trunk: readonly ConvBlock[]): { height: number; width: number }[] {
+function featureMapSizes(input: { height: number; width: number }, trunk: readonly TrunkBlock[]): { height: number; width: number }[] {
   let h = input.height;
   let w = input.width;
+  const convolve = (kernel: number, stride: number, padding: number) => {
+    h = Math.floor((h + 2 * padding - kernel) / stride) + 1;
+    w = Math.floor((w + 2 * padding - kernel) / stride) + 1;
+  };
   return trunk.map((b) => {
-    h = Math.floor((h + 2 * b.padding - b.kernel) / b.stride) + 1;
-    w = Math.floor((w + 2 * b.padding - b.kernel) / b.stride) + 1;
-    if (b.pool) {
-      h = Math.floor(h / b.pool);
-      w = Math.floor(w / b.pool);
+    if (b.type === 'globalAvgPool') {
+      h = Math.min(h, 1);
+      w = Math.min(w, 1);
+    } else if (b.type === 'residual') convolve(3, b.stride, 1);
+    else {
+      convolve(b.kernel, b.stride, b.padding);
+      if (b.pool) {
+        h = Math.floor(h / b.pool);
+        w = Math.floor(w / b.pool);
+      }
     }
     return { height: h, width: w };
   });
 }
 
+/** Channels after each trunk block. */
+export function trunkChannels(spec: ModelSpec): number[] {
+  let channels: number = spec.input.channels;
+  return spec.trunk.map((b) => (channels = b.type === 'globalAvgPool' ? channels : b.outChannels));
+}
+
 /** Spatial size of the trunk's output feature map. */
 export function trunkOutput(spec: ModelSpec): { channels: number; height: number; width: number } {
   const last = featureMapSizes(spec.input, spec.trunk).pop()!;
-  return { channels: spec.trunk[spec.trunk.length - 1].outChannels, ...last };
+  return { channels: trunkChannels(spec).pop()!, ...last };
 }

@@ -138,6 +138,9 @@ export const SHAPE_RULES: Record<string, ShapeRule> = {
     if (n.outputs.length > 1) outs.push({ dtype: 'int64', shape });
     return outs;
   },
+  GlobalAveragePool: (n, c) => [{ dtype: c.dtype(n.inputs[0]), shape: c.shape(n.inputs[0]).map((d, i) => (i < 2 ? d : 1)) }],
+  /** Inference form only (training_mode 0): one output shaped like the input. */
+  BatchNormalization: same,
   AveragePool: (n, c) => [{ dtype: c.dtype(n.inputs[0]), shape: windowed(n, c, c.shape(n.inputs[0])[1]) }],
   Flatten: (n, c) => {
     const x = c.shape(n.inputs[0]);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { readManifest, type Manifest } from '../artifacts/manifest';
 import { DynamicBatcher, type BatchObserver, type SubmitOptions } from './batcher';
 import { BufferPool } from './buffer-pool';
-import type { Device } from './session';
+import type { Device, ProviderName } from './execution-providers';
 import { concatBatch, isNumericDType, sliceBatch, zeros, type HostTensor, type NumericDType } from './tensor';
 import { WorkerPool } from './worker-pool';
 import type { HostFeeds } from './worker-protocol';
@@ -85,7 +85,7 @@ export class ModelVersion {
     return new ModelVersion(name, version, dir, manifest, inputs, outputs, maxBatch, pool, batcher);
   }
 
-  get provider(): 'cpu' | 'cuda' {
+  get provider(): ProviderName {
     return this.pool.provider;
   }
 

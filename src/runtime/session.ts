@@ -1,25 +1,24 @@
-/** ONNX Runtime session creation with an explicit execution-provider choice. */
+/** ONNX Runtime session creation on the execution provider a --device choice names. */
 import * as ort from 'onnxruntime-node';
+import { AUTO_ORDER, EXECUTION_PROVIDERS, ProviderUnavailableError, type Device, type ProviderName } from './execution-providers';
+import { PROVIDER_CHECKS } from './provider-checks';
 
-export type Device = 'cpu' | 'cuda' | 'auto';
+export { parseDevice, type Device, type ProviderName } from './execution-providers';
 
 export interface SessionOptions {
   device?: Device;
   /** Intra-op threads; 0 lets ONNX Runtime decide. */
   threads?: number;
-  /** Called with a human-readable line when `auto` falls back to CPU. */
+  /** Called with a human-readable line when `auto` passes over a provider. */
   log?: (message: string) => void;
+  /** More ONNX Runtime session options (the GPU benchmark probes output placement with them). */
+  ortOptions?: Partial<ort.InferenceSession.SessionOptions>;
 }
 
 export interface CreatedSession {
   session: ort.InferenceSession;
   /** The execution provider actually in use. */
-  provider: 'cpu' | 'cuda';
-}
-
-export function parseDevice(value: string): Device {
-  if (value === 'cpu' || value === 'cuda' || value === 'auto') return value;
-  throw new Error(`unknown device "${value}"; use cpu, cuda or auto`);
+  provider: ProviderName;
 }
 
 function baseOptions(threads: number): ort.InferenceSession.SessionOptions {
@@ -33,25 +32,41 @@ function baseOptions(threads: number): ort.InferenceSession.SessionOptions {
   };
 }
 
+async function open(model: string | Uint8Array, provider: ProviderName, opts: SessionOptions): Promise<ort.InferenceSession> {
+  const options = { ...baseOptions(opts.threads ?? 0), ...opts.ortOptions, executionProviders: [EXECUTION_PROVIDERS[provider].ort] };
+  return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
+}
+
+/**
+ * Opens `model` on the device asked for. A provider that cannot work here (its files or libraries
+ * missing, no GPU) fails with what is missing and the command that fixes it; under `auto` the next
+ * provider is tried instead, with a log line.
+ */
 export async function createSession(model: string | Uint8Array, opts: SessionOptions = {}): Promise<CreatedSession> {
   const device = opts.device ?? 'cpu';
-  const threads = opts.threads ?? 0;
-  const load = (providers: string[]) =>
-    typeof model === 'string'
-      ? ort.InferenceSession.create(model, { ...baseOptions(threads), executionProviders: providers })
-      : ort.InferenceSession.create(model, { ...baseOptions(threads), executionProviders: providers });
-  if (device === 'cpu') return { session: await load(['cpu']), provider: 'cpu' };
-  try {
-    return { session: await load(['cuda']), provider: 'cuda' };
-  } catch (e) {
-    const reason = (e as Error).message.split('\n')[0];
-    if (device === 'cuda') {
-      throw new Error(
-        `the CUDA execution provider is not available (${reason}). Install onnxruntime-node with ` +
-          `ONNXRUNTIME_NODE_INSTALL=cuda12 on a machine with CUDA 12, or use --device cpu|auto`,
-      );
+  const candidates = device === 'auto' ? AUTO_ORDER : [device];
+  for (const [i, provider] of candidates.entries()) {
+    const checks = PROVIDER_CHECKS[provider];
+    const isLast = i === candidates.length - 1;
+    let unavailable: ProviderUnavailableError;
+    const missing = checks.preflight();
+    if (missing.length === 0) {
+      try {
+        return { session: await open(model, provider, opts), provider };
+      } catch (e) {
+        const problems = checks.diagnose();
+        // No missing piece found: the model itself, or something only the provider can tell.
+        if (problems.length === 0 && (device !== 'auto' || isLast)) {
+          if (provider === 'cpu') throw e;
+          throw new Error(`${(e as Error).message} (creating the session on ${provider}; \`trident doctor\` checks the ${provider} setup)`);
+        }
+        unavailable = new ProviderUnavailableError(provider, problems, (e as Error).message.split('\n')[0]);
+      }
+    } else {
+      unavailable = new ProviderUnavailableError(provider, missing);
     }
-    opts.log?.(`CUDA execution provider unavailable (${reason}); falling back to CPU`);
-    return { session: await load(['cpu']), provider: 'cpu' };
+    if (device !== 'auto' || isLast) throw unavailable;
+    opts.log?.(`${unavailable.message.replace(/\. Or use --device .*$/, '')}; trying ${candidates[i + 1]}`);
   }
+  throw new Error('no execution provider to try'); // unreachable: the CPU entry has no preflight
 }

@@ -8,14 +8,14 @@
  * optimizer state, the step counter, and whatever a later graph adds). Hyper-parameters, task
  * weights and the batch are fed by name; an input of any other kind is an error that names it.
  */
-import type { TaskVector } from '../model/tasks';
+import { TASK_COUNT, type TaskVector } from '../model/tasks';
 import type { InferenceSession, Tensor, TensorConstructor } from 'onnxruntime-common';
 import type { Checkpoint, OptimizerState } from '../artifacts/checkpoint-codec';
 import type { GraphInfo, TensorInfo } from '../artifacts/manifest-schema';
 import { epochOrder, type Batch } from '../data/batch';
 import { computeMetrics, type Metrics } from './metrics';
 import type { OptimizerConfig } from '../model/optimizers';
-import { layout } from '../model/params';
+import { layout, type BufferValue } from '../model/params';
 import type { ModelSpec } from '../model/spec';
 
 export interface OrtBinding {
@@ -169,7 +169,7 @@ export class StepDriver {
       if (typeof value !== 'number' || !Number.isFinite(value)) fail(`no value for hyper-parameter "${name}"`);
       feeds[name] = new Tensor('float32', Float32Array.of(value), []);
     }
-    if (this.plan.taskWeights) feeds[this.plan.taskWeights] = new Tensor('float32', Float32Array.from(hyper.taskWeights), [3]);
+    if (this.plan.taskWeights) feeds[this.plan.taskWeights] = new Tensor('float32', Float32Array.from(hyper.taskWeights), [TASK_COUNT]);
     const out = await this.session.run(feeds);
     for (const t of this.plan.carried) if (t.next) this.state.set(t.name, out[t.next].data as Float32Array);
     const scalar = (name?: string) => (name ? Number((out[name].data as Float32Array)[0]) : NaN);
@@ -220,7 +220,7 @@ export class WeightsEvaluator {
     for (const input of this.graph.inputs) {
       const fed = batchInput(input);
       if (fed) batchInputs.push(fed);
-      else if (input.role === 'task_weights') feeds[input.name] = new this.ort.Tensor('float32', Float32Array.of(1, 1, 1), [3]);
+      else if (input.role === 'task_weights') feeds[input.name] = new this.ort.Tensor('float32', new Float32Array(TASK_COUNT).fill(1), [TASK_COUNT]);
       else {
         const value = state.get(input.name);
         if (!value) throw new Error(`eval: no value for input "${input.name}" (role ${input.role})`);
@@ -273,7 +273,13 @@ export function checkpointOfState(spec: ModelSpec, optimizer: OptimizerConfig | 
     if (!value) throw new Error(`no value for parameter ${p.name}`);
     params.set(p.name, value);
   }
-  const ckpt: Checkpoint = { spec, params, ...(progress ? { progress } : {}) };
+  const buffers = new Map<string, BufferValue>();
+  for (const d of layout(spec).buffers) {
+    const value = state.get(d.name) as BufferValue | undefined;
+    if (!value) throw new Error(`no value for buffer ${d.name}`);
+    buffers.set(d.name, value);
+  }
+  const ckpt: Checkpoint = { spec, params, buffers, ...(progress ? { progress } : {}) };
   if (optimizer) {
     const optimizerState: OptimizerState = { config: optimizer, state: new Map(), step: Math.round(state.get('step')?.[0] ?? 0) };
     // Optimizer state, and a weighting strategy's state and parameters (model/weighting/graph.ts), which checkpoints keep beside it.

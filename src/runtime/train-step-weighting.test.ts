@@ -1,9 +1,8 @@
 import * as ort from 'onnxruntime-node';
-import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../artifacts/checkpoint';
+import { decodeCheckpoint, encodeCheckpoint, freshCheckpoint, type Checkpoint } from '../artifacts/checkpoint';
 import { buildTrainStepGraph } from '../artifacts/graphs';
 import type { GraphInfo } from '../artifacts/manifest';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
-import { initParams } from '../model/params';
 import { builtinSpec } from '../model/spec';
 import { chooseWeighting, type WeightingChoice } from '../model/weighting/index';
 import { encodeModel } from '../onnx/serialize';
@@ -14,7 +13,7 @@ import { TrainStepRunner, type StepHyper } from './train-step';
 
 const spec = builtinSpec('tiny');
 const optimizer = DEFAULT_OPTIMIZER.adam;
-const start = (): Checkpoint => ({ spec, params: initParams(spec, 4) });
+const start = (): Checkpoint => freshCheckpoint(spec, 4);
 const batches = [1, 2, 3, 4, 5].map((seed) => randomBatch(spec, 8, 30 + seed));
 const hypers: StepHyper[] = batches.map((_, i) => ({ lr: 3e-3 / (i + 1), weightDecay: 0, clipNorm: 0, taskWeights: [1, 0.5, 2] }));
 const runner = (weighting: WeightingChoice, from = start()) => TrainStepRunner.create(from, { optimizer, weighting, threads: 1 });

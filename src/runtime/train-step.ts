@@ -4,19 +4,19 @@
  * one run returns and the next one reads; they are copied into plain arrays only for checkpoints.
  * The same Scan graph runs every chunk size, so results do not depend on how steps are grouped.
  */
-import type { TaskVector } from '../model/tasks';
+import { TASK_COUNT, type Task, type TaskVector } from '../model/tasks';
 import * as ort from 'onnxruntime-node';
 import type { Checkpoint, OptimizerState } from '../artifacts/checkpoint';
-import { IO, buildTrainStepGraph, next, stateName, trainableParams, type BuiltGraph } from '../artifacts/graphs';
+import { IO, batchNormMode, buildTrainStepGraph, next, stateName, statisticsBuffers, trainableParams, trainStepBuffers, type BuiltGraph } from '../artifacts/graphs';
 import { buildMultiStepGraph } from '../artifacts/multi-step';
 import { encodeModel } from '../onnx/serialize';
 import { stateSuffixes, type OptimizerConfig } from '../model/optimizers';
-import type { Task } from '../model/tasks';
-import { layout } from '../model/params';
+import { layout, type BufferValue } from '../model/params';
 import { WEIGHTING_ROLES } from '../model/weighting/graph';
 import type { WeightingChoice } from '../model/weighting/index';
 import type { ModelSpec } from '../model/spec';
-import { createSession, type Device } from './session';
+import { EXECUTION_PROVIDERS } from './execution-providers';
+import { createSession, type Device, type ProviderName } from './session';
 
 /** One batch of training data, in the layouts train_step.onnx takes. */
 export interface TrainBatch {
@@ -52,10 +52,14 @@ export interface StepResult {
 export interface TrainStepGraphOptions {
   optimizer: OptimizerConfig;
   frozen?: ('trunk' | 'head')[];
+  /** Label smoothing ε of the class loss (a constant of the step graph). */
+  labelSmoothing?: number;
   weighting?: WeightingChoice;
   tasks?: readonly Task[];
   device?: Device;
   threads?: number;
+  /** Steps the trainer groups into one run; default: the provider's (execution-providers.ts). */
+  stepsPerRun?: number;
   log?: (line: string) => void;
 }
 
@@ -72,8 +76,6 @@ export function batchFeeds(spec: ModelSpec, batch: TrainBatch): Record<string, o
   };
 }
 
-/** Steps per run that capture most of the saving (measured on `seed`: 2 → 11 %, 4 → 20 %, 8 → 20 %). */
-export const STEPS_PER_RUN = 4;
 
 function stack<T extends Float32Array | BigInt64Array>(parts: T[], make: (n: number) => T): T {
   if (parts.length === 1) return parts[0];
@@ -92,18 +94,20 @@ function sameHyper(a: StepHyper, b: StepHyper): boolean {
 }
 
 export class TrainStepRunner {
-  /** Trainable parameters and their optimizer state, as the last run returned them. */
+  /** Trainable parameters, their optimizer state and the buffers a step updates, as the last run returned them. */
   private readonly state = new Map<string, ort.Tensor>();
   private step: number;
+  /** Inputs a step reads but does not update: frozen parameters, and a frozen trunk's running statistics. */
   private readonly fixed = new Map<string, ort.Tensor>();
-
-  /** Inputs the strategy's host hooks feed before each run. */
+  /** Buffers the step graph does not read (a frozen trunk's batch counts), kept for checkpoints. */
+  private readonly idle = new Map<string, BufferValue>();
+  /** Inputs the weighting strategy's host hooks feed before each run. */
   readonly hostInputs: string[];
 
   private constructor(
     readonly spec: ModelSpec,
     private readonly session: ort.InferenceSession,
-    readonly provider: 'cpu' | 'cuda',
+    readonly provider: ProviderName,
     private readonly opts: TrainStepGraphOptions,
     start: Checkpoint,
     graph: BuiltGraph,
@@ -124,6 +128,17 @@ export class TrainStepRunner {
         this.state.set(key, tensor(optimizer?.state.get(key), shape));
       }
     }
+    const read = new Set(trainStepBuffers(spec, opts.frozen).map((d) => d.name));
+    const updated = batchNormMode(opts.frozen) === 'train';
+    for (const d of layout(spec).buffers) {
+      const value = start.buffers.get(d.name);
+      if (!value) throw new Error(`the starting checkpoint has no buffer ${d.name}`);
+      if (!read.has(d.name)) this.idle.set(d.name, value.slice());
+      else {
+        const t = value instanceof BigInt64Array ? new ort.Tensor('int64', value.slice(), d.shape) : new ort.Tensor('float32', value.slice(), d.shape);
+        (updated ? this.state : this.fixed).set(d.name, t);
+      }
+    }
     // The weighting strategy's state and parameters (and their optimizer state): from the checkpoint, else zero.
     const nexts = new Set(graph.outputs.map((o) => o.name));
     for (const input of graph.inputs) {
@@ -139,13 +154,18 @@ export class TrainStepRunner {
       // A different optimizer starts from fresh state; the weights carry over.
       start = { ...start, optimizer: undefined };
     }
-    const graph = buildMultiStepGraph(buildTrainStepGraph(start.spec, { optimizer: opts.optimizer, frozen: opts.frozen, weighting: opts.weighting, tasks: opts.tasks }));
+    const graph = buildMultiStepGraph(buildTrainStepGraph(start.spec, { optimizer: opts.optimizer, frozen: opts.frozen, labelSmoothing: opts.labelSmoothing, weighting: opts.weighting, tasks: opts.tasks }));
     const { session, provider } = await createSession(encodeModel(graph.model), {
       device: opts.device,
       threads: opts.threads,
       log: opts.log,
     });
     return new TrainStepRunner(start.spec, session, provider, opts, start, graph);
+  }
+
+  /** How many steps a trainer should hand to one runSteps call on this runner's provider. */
+  get stepsPerRun(): number {
+    return this.opts.stepsPerRun ?? EXECUTION_PROVIDERS[this.provider].stepsPerRun;
   }
 
   get stepsTaken(): number {
@@ -161,6 +181,35 @@ export class TrainStepRunner {
    * hyperparameters may differ only in the learning rate.
    */
   async runSteps(batches: TrainBatch[], hypers: StepHyper[]): Promise<StepResult[]> {
+    const k = batches.length;
+    const out = await this.session.run(this.feedsFor(batches, hypers));
+    for (const key of this.state.keys()) this.state.set(key, out[next(key)]);
+    this.step += k;
+    const loss = out[IO.loss].data as Float32Array;
+    const taskLosses = out[IO.taskLosses].data as Float32Array;
+    const gradNorm = out[IO.gradNorm].data as Float32Array;
+    const rows = (name: string, width: number) => {
+      const data = out[name]?.data as Float32Array | undefined;
+      return data ? (i: number) => Array.from(data.subarray(width * i, width * (i + 1))) : undefined;
+    };
+    const applied = rows(IO.appliedWeights, TASK_COUNT);
+    const gram = rows(IO.taskGramian, TASK_COUNT * TASK_COUNT);
+    const after = rows(IO.taskLossesAfter, TASK_COUNT);
+    return Array.from({ length: k }, (_, i): StepResult => {
+      const result: StepResult = {
+        loss: loss[i],
+        taskLosses: [taskLosses[3 * i], taskLosses[3 * i + 1], taskLosses[3 * i + 2]],
+        gradNorm: gradNorm[i],
+      };
+      if (applied) result.appliedWeights = applied(i);
+      if (gram) result.gram = gram(i);
+      if (after) result.lossesAfter = after(i);
+      return result;
+    });
+  }
+
+  /** The feeds of the run that would take these steps next (the GPU benchmark runs them in other sessions). */
+  feedsFor(batches: TrainBatch[], hypers: StepHyper[]): Record<string, ort.Tensor> {
     const k = batches.length;
     if (k === 0 || hypers.length !== k) throw new Error(`runSteps: ${k} batches and ${hypers.length} hyperparameter sets; give one of each per step`);
     const n = batches[0].size;
@@ -179,68 +228,50 @@ export class TrainStepRunner {
       [IO.step]: scalar(this.step),
       [IO.weightDecay]: scalar(hypers[0].weightDecay),
       [IO.clipNorm]: scalar(hypers[0].clipNorm),
-      [IO.taskWeights]: new ort.Tensor('float32', Float32Array.from(hypers[0].taskWeights), [3]),
+      [IO.taskWeights]: new ort.Tensor('float32', Float32Array.from(hypers[0].taskWeights), [TASK_COUNT]),
     };
     for (const name of this.hostInputs) {
       const value = hypers[0].weightingInputs?.[name];
-      if (!value || value.length !== 3) throw new Error(`runSteps: no value for the weighting input ${name}`);
-      feeds[name] = new ort.Tensor('float32', Float32Array.from(value), [3]);
+      if (!value || value.length !== TASK_COUNT) throw new Error(`runSteps: no value for the weighting input ${name}`);
+      feeds[name] = new ort.Tensor('float32', Float32Array.from(value), [TASK_COUNT]);
     }
     for (const [name, t] of this.fixed) feeds[name] = t;
     for (const [name, t] of this.state) feeds[name] = t;
-    const out = await this.session.run(feeds);
-    for (const key of this.state.keys()) this.state.set(key, out[next(key)]);
-    this.step += k;
-    const loss = out[IO.loss].data as Float32Array;
-    const taskLosses = out[IO.taskLosses].data as Float32Array;
-    const gradNorm = out[IO.gradNorm].data as Float32Array;
-    const rows = (name: string, width: number) => {
-      const data = out[name]?.data as Float32Array | undefined;
-      return data ? (i: number) => Array.from(data.subarray(width * i, width * (i + 1))) : undefined;
-    };
-    const applied = rows(IO.appliedWeights, 3);
-    const gram = rows(IO.taskGramian, 9);
-    const after = rows(IO.taskLossesAfter, 3);
-    return Array.from({ length: k }, (_, i): StepResult => {
-      const result: StepResult = {
-        loss: loss[i],
-        taskLosses: [taskLosses[3 * i], taskLosses[3 * i + 1], taskLosses[3 * i + 2]],
-        gradNorm: gradNorm[i],
-      };
-      if (applied) result.appliedWeights = applied(i);
-      if (gram) result.gram = gram(i);
-      if (after) result.lossesAfter = after(i);
-      return result;
-    });
+    return feeds;
   }
 
-  /** Current parameter tensors by name, for feeding another session without copies. */
-  paramTensors(): Record<string, ort.Tensor> {
+  private current(name: string): ort.Tensor {
+    return this.fixed.get(name) ?? this.state.get(name)!;
+  }
+
+  /** Current parameters and running statistics by name, as eval.onnx reads them, without copies. */
+  evalTensors(): Record<string, ort.Tensor> {
     const out: Record<string, ort.Tensor> = {};
-    for (const p of layout(this.spec).params) out[p.name] = this.fixed.get(p.name) ?? this.state.get(p.name)!;
+    for (const p of layout(this.spec).params) out[p.name] = this.current(p.name);
+    for (const d of statisticsBuffers(this.spec)) out[d.name] = this.current(d.name);
     return out;
   }
 
   /** Current parameters (copies), all of them including frozen ones. */
   params(): Map<string, Float32Array> {
-    const params = new Map<string, Float32Array>();
-    for (const [k, v] of this.fixed) params.set(k, Float32Array.from(v.data as Float32Array));
-    for (const p of layout(this.spec).params) {
-      const t = this.state.get(p.name);
-      if (t) params.set(p.name, Float32Array.from(t.data as Float32Array));
-    }
-    return params;
+    return new Map(layout(this.spec).params.map((p) => [p.name, Float32Array.from(this.current(p.name).data as Float32Array)]));
+  }
+
+  /** Current buffers (copies): BatchNorm running statistics and batch counts. */
+  buffers(): Map<string, BufferValue> {
+    return new Map(layout(this.spec).buffers.map((d) => [d.name, this.idle.get(d.name)?.slice() ?? (this.current(d.name).data as BufferValue).slice()]));
   }
 
   optimizerState(): OptimizerState {
-    const params = new Set(layout(this.spec).params.map((p) => p.name));
+    const { params, buffers } = layout(this.spec);
+    const model = new Set([...params, ...buffers].map((p) => p.name));
     const state = new Map<string, Float32Array>();
-    for (const [key, t] of this.state) if (!params.has(key)) state.set(key, Float32Array.from(t.data as Float32Array));
+    for (const [key, t] of this.state) if (!model.has(key)) state.set(key, Float32Array.from(t.data as Float32Array));
     return { config: this.opts.optimizer, state, step: this.step };
   }
 
   checkpoint(progress?: Record<string, unknown>): Checkpoint {
-    return { spec: this.spec, params: this.params(), optimizer: this.optimizerState(), progress };
+    return { spec: this.spec, params: this.params(), buffers: this.buffers(), optimizer: this.optimizerState(), progress };
   }
 
   async release(): Promise<void> {

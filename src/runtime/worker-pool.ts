@@ -5,7 +5,7 @@
  */
 import { TridentError } from '../base/errors';
 import path from 'node:path';
-import type { Device } from './session';
+import type { Device, ProviderName } from './execution-providers';
 import { WorkerChannel } from './worker-channel';
 import { transferList, type HostFeeds, type FromInferWorker, type ToInferWorker, type WorkerInit } from './worker-protocol';
 
@@ -34,7 +34,7 @@ const WORKER_SCRIPT = path.join(__dirname, 'infer-worker.js');
 
 /** One worker thread and the runs handed to it. */
 class SessionWorker {
-  provider: 'cpu' | 'cuda' = 'cpu';
+  provider: ProviderName = 'cpu';
   private readonly channel: WorkerChannel<ToInferWorker, FromInferWorker>;
   private readonly jobs = new Map<number, Job>();
   private nextId = 0;
@@ -140,7 +140,7 @@ export class WorkerPool {
     return this.opts.size * this.depth;
   }
 
-  get provider(): 'cpu' | 'cuda' {
+  get provider(): ProviderName {
     return this.workers[0]?.provider ?? 'cpu';
   }
 

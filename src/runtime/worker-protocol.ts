@@ -1,5 +1,5 @@
 /** Messages between the main thread and an inference worker. Tensor buffers travel as transferables. */
-import type { Device } from './session';
+import type { Device, ProviderName } from './execution-providers';
 import type { HostTensor } from './tensor';
 
 export type HostFeeds = Record<string, HostTensor>;
@@ -13,7 +13,7 @@ export interface WorkerInit {
 export type ToInferWorker = { type: 'run'; id: number; feeds: HostFeeds } | { type: 'close' };
 
 export type FromInferWorker =
-  | { type: 'loaded'; provider: 'cpu' | 'cuda' }
+  | { type: 'loaded'; provider: ProviderName }
   | { type: 'load_failed'; message: string }
   | { type: 'log'; message: string }
   /** `inputs`: the run's input buffers, handed back for reuse. */

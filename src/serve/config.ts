@@ -1,5 +1,5 @@
 /** Everything the server can be told, with the defaults the CLI starts from. */
-import type { Device } from '../runtime/session';
+import type { Device } from '../runtime/execution-providers';
 import type { VersionPolicy } from '../runtime/model-registry';
 import type { FinetuneConfig } from '../finetune/config';
 

@@ -5,7 +5,7 @@ import type { OptimizerName } from '../model/optimizers';
 import type { MonitorName } from './monitors';
 import type { ScheduleName } from './schedules';
 import type { ModelSpec } from '../model/spec';
-import type { Device } from '../runtime/session';
+import type { Device } from '../runtime/execution-providers';
 
 export type DataConfig =
   | {
@@ -34,8 +34,10 @@ export interface TrainConfig {
   epochs: number;
   batchSize: number;
   lr: number;
-  /** Cosine decay to lr·0.01 over the run, or a constant rate. */
+  /** Cosine decay to lr·0.01 over the run, or a constant rate, after `warmupSteps` (see schedules.ts). */
   schedule: ScheduleName;
+  /** Steps of linear warmup from lr/warmupSteps to lr before the schedule; 0: none. */
+  warmupSteps: number;
   optimizer: OptimizerName;
   weightDecay: number;
   /** Clip by global gradient norm; 0 disables. */
@@ -45,10 +47,19 @@ export interface TrainConfig {
   weighting: WeightingChoice;
   /** The tasks trained; the others' losses are left out and their heads kept as they are. */
   tasks: Task[];
+  /** Label smoothing ε of the class loss (PyTorch's CrossEntropyLoss(label_smoothing=ε)); 0: none. */
+  labelSmoothing: number;
   seed: number;
   device: Device;
   threads: number;
+  /** Train steps per ONNX Runtime run; default: the execution provider's (runtime/execution-providers.ts). */
+  stepsPerRun?: number;
+  /** Flips and brightness jitter, plus the geometric jitter below when set. */
   augment: boolean;
+  /** Largest random shift as a fraction of the image size (boxes move with it); 0: none. */
+  translate: number;
+  /** Largest relative change of scale about the image centre (boxes scale with it); 0: none. */
+  scaleJitter: number;
   /** Continue from outDir/checkpoint.safetensors. */
   resume: boolean;
   /** Fine-tune from this model folder or checkpoint file. */
@@ -68,16 +79,20 @@ export const DEFAULTS: Omit<TrainConfig, 'spec' | 'data' | 'outDir'> = {
   batchSize: 64,
   lr: 2e-3,
   schedule: 'cosine',
+  warmupSteps: 0,
   optimizer: 'adam',
   weightDecay: 0,
   clipNorm: 0,
   taskWeights: [1, 1, 1],
   weighting: STATIC_WEIGHTING,
   tasks: [...TASKS],
+  labelSmoothing: 0,
   seed: 0,
   device: 'cpu',
   threads: 0,
   augment: true,
+  translate: 0,
+  scaleJitter: 0,
   resume: false,
   freezeTrunk: false,
   patience: 0,

@@ -5,18 +5,15 @@
 import type * as ort from 'onnxruntime-node';
 import type { Batch } from '../data/dataset';
 import { namedTaskValues, TASK_COUNT, type TaskVector } from '../model/tasks';
-import { STEPS_PER_RUN, type StepHyper, type TrainStepRunner } from '../runtime/train-step';
+import type { StepHyper, TrainStepRunner } from '../runtime/train-step';
 import type { BatchQueue } from './batch-queue';
 import type { TrainConfig } from './config';
 import { MONITORS } from './monitors';
 import type { EpochReport, FromTrainer, StepProgress, StopReason } from './protocol';
 import type { TrainProgress } from './resume';
-import { LR_SCHEDULES } from './schedules';
+import { learningRate } from './schedules';
 import { validate } from './validation';
 import type { HostWeighting } from './weighting';
-
-/** Batches requested ahead: two runs' worth, so the next run's batches are ready when one ends. */
-const PREFETCH = 2 * STEPS_PER_RUN;
 
 export interface EpochLoop {
   config: TrainConfig;
@@ -83,11 +80,13 @@ async function trainEpoch(loop: EpochLoop, weights: TaskVector): Promise<'comple
   const total = totalSteps(config, stepsPerEpoch);
   // The schedule spans every epoch: --max-steps interrupts a run (to be resumed), it does not shorten it.
   const scheduled = config.epochs * stepsPerEpoch;
-  for (let k = 0; k < PREFETCH; k++) if (progress.index + k < stepsPerEpoch) batches.request('train', epoch, progress.index + k);
+  /** Batches requested ahead: two runs' worth, so the next run's batches are ready when one ends. */
+  const prefetch = 2 * runner.stepsPerRun;
+  for (let k = 0; k < prefetch; k++) if (progress.index + k < stepsPerEpoch) batches.request('train', epoch, progress.index + k);
   let lastRunEnd = performance.now();
   while (progress.index < stepsPerEpoch) {
     const stepsLeft = config.maxSteps > 0 ? config.maxSteps - runner.stepsTaken : Infinity;
-    const count = Math.min(STEPS_PER_RUN, loop.weighting.stepsPerRun, stepsPerEpoch - progress.index, stepsLeft);
+    const count = Math.min(runner.stepsPerRun, loop.weighting.stepsPerRun, stepsPerEpoch - progress.index, stepsLeft);
     const fed = loop.weighting.hyper();
     if (count <= 0) return 'max_steps';
     const run: Batch[] = [];
@@ -99,9 +98,9 @@ async function trainEpoch(loop: EpochLoop, weights: TaskVector): Promise<'comple
         batches.putBack('train', epoch, index, batch); // a batch of another size starts the next run
         break;
       }
-      if (index + PREFETCH < stepsPerEpoch) batches.request('train', epoch, index + PREFETCH);
+      if (index + prefetch < stepsPerEpoch) batches.request('train', epoch, index + prefetch);
       run.push(batch);
-      const lr = LR_SCHEDULES[config.schedule].rate(config.lr, runner.stepsTaken + j, scheduled);
+      const lr = learningRate(config, runner.stepsTaken + j, scheduled);
       hypers.push({ lr, weightDecay: config.weightDecay, clipNorm: config.clipNorm, ...fed });
     }
     const t0 = performance.now();

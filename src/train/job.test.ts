@@ -12,10 +12,11 @@ import { builtinSpec, FASHION_LABELS, parseSpec, type ModelSpec } from '../model
 import { batchFeeds, paramFeeds } from '../testing/batches';
 import { writeTrainingFixture } from '../testing/fashion-mnist';
 import { chooseWeighting } from '../model/weighting/index';
+import { TINY_RESIDUAL } from '../testing/specs';
 import { DEFAULTS, type TrainConfig } from './config';
 import { TrainJob, type TrainDone } from './job';
 import type { StepProgress } from './protocol';
-import { BatchMaker, loadSources } from './sources';
+import { augmentationOf, BatchMaker, loadSources } from './sources';
 
 /** The tiny architecture with FashionLoc's 10 classes. */
 const spec: ModelSpec = parseSpec({ ...builtinSpec('tiny'), name: 'tiny10', heads: { classification: { labels: FASHION_LABELS }, detection: {}, box: {} } });
@@ -171,7 +172,7 @@ describe('TrainJob on FashionLoc', () => {
 
     // The source model's loss on batch 0 of epoch 0 of the fine-tuning run, through eval.onnx.
     const sources = await loadSources(spec, cfg.data, cfg.seed);
-    const batch = new BatchMaker(sources, spec, cfg.batchSize, cfg.seed, cfg.augment).train(0, 0);
+    const batch = new BatchMaker(sources, spec, cfg.batchSize, cfg.seed, augmentationOf(cfg)).train(0, 0);
     const session = await ort.InferenceSession.create(encodeModel(buildEvalGraph(spec).model), { intraOpNumThreads: 1 });
     const out = await session.run({ ...batchFeeds(spec, batch, cfg.taskWeights), ...paramFeeds(spec, await params(straight.done.outDir)) });
     await session.release();
@@ -200,6 +201,35 @@ describe('TrainJob on FashionLoc', () => {
     expect(flat.done.epochs).toHaveLength(3);
     expect(new Set(flat.done.epochs.map((e) => e.valLoss)).size).toBe(1);
     expect((await readManifest(flat.done.outDir, { verify: true })).metrics).toMatchObject({ epochs: 3 });
+  });
+
+  it('a BatchNorm/residual model with warmup, label smoothing and geometric jitter: stop and resume equal the uninterrupted run, running statistics included; --from carries them', async () => {
+    const bn = parseSpec({ ...TINY_RESIDUAL, heads: { classification: { labels: FASHION_LABELS }, detection: {}, box: {} } });
+    const cfg = (name: string, extra: Partial<TrainConfig> = {}) =>
+      config(name, { spec: bn, data: { kind: 'fashionloc', trainCount: 128, valCount: 32 }, warmupSteps: 3, labelSmoothing: 0.1, translate: 0.1, scaleJitter: 0.15, ...extra });
+    const whole = await run(cfg('bn-straight'));
+    expect(whole.steps).toHaveLength(8);
+    expect(whole.steps.slice(0, 4).map((s) => s.lr)).toEqual([1e-2 / 3, 2e-2 / 3, 1e-2, 1e-2]);
+    const stopped = await run(cfg('bn-resumed'), (m, job) => {
+      if (m.step === 2) job.stop();
+    });
+    expect(stopped.done.reason).toBe('stopped');
+    const resumed = await run(cfg('bn-resumed', { resume: true }));
+    expect([...stopped.steps, ...resumed.steps].map((s) => s.loss)).toEqual(whole.steps.map((s) => s.loss));
+    const [a, b] = await Promise.all([whole, resumed].map((r) => loadCheckpoint(path.join(r.done.outDir, FILES.checkpoint))));
+    expect(maxDiff(a.params, b.params)).toBe(0);
+    expect(b.buffers).toEqual(a.buffers);
+    expect(a.buffers.get('trunk.1.num_batches_tracked')).toEqual(BigInt64Array.of(8n));
+    expect(resumed.done.epochs.map((e) => e.valLoss)).toEqual(whole.done.epochs.map((e) => e.valLoss));
+    // Fine-tuning from it starts from its weights and its running statistics.
+    const tuned = await run(cfg('bn-tuned', { from: whole.done.outDir, epochs: 1, maxSteps: 1, freezeTrunk: true }));
+    const after = await loadCheckpoint(path.join(tuned.done.outDir, FILES.checkpoint));
+    expect(after.buffers).toEqual(a.buffers);
+    // Without a frozen trunk the statistics continue from the source's: 8 batches counted, then 2 more.
+    const continued = await run(cfg('bn-continued', { from: whole.done.outDir, epochs: 1, maxSteps: 2 }));
+    const next = await loadCheckpoint(path.join(continued.done.outDir, FILES.checkpoint));
+    expect(next.buffers.get('trunk.4.bn2.num_batches_tracked')).toEqual(BigInt64Array.of(10n));
+    expect(next.buffers.get('trunk.1.running_mean')).not.toEqual(a.buffers.get('trunk.1.running_mean'));
   });
 
   it('refuses FashionLoc for an architecture without 10 classes', async () => {

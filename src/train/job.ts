@@ -12,7 +12,7 @@ import type { EpochReport, StepProgress, TrainReady } from './progress';
 import type { FromTrainer, StopReason, ToTrainer } from './protocol';
 
 export type { TrainReady };
-import { BatchMaker, loadSources, type DataSources } from './sources';
+import { augmentationOf, BatchMaker, loadSources, type DataSources } from './sources';
 import { checkWeighting } from './weighting';
 
 export interface TrainDone {
@@ -65,7 +65,7 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
     if (sources.train.length === 0) throw new Error('the training set is empty');
     if (sources.val.length === 0) throw new Error('the validation set is empty; give more samples or a larger validation share');
     mkdirSync(config.outDir, { recursive: true });
-    const maker = new BatchMaker(sources, config.spec, config.batchSize, config.seed, config.augment);
+    const maker = new BatchMaker(sources, config.spec, config.batchSize, config.seed, augmentationOf(config));
     const job = new TrainJob(config, maker, sources);
     // After the caller's `await TrainJob.start(…)` continuation has attached its listeners (a microtask would run before it).
     for (const w of warnings) setImmediate(() => job.emit('warning', w));

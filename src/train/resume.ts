@@ -1,9 +1,8 @@
 /** Where a run starts: fresh weights, a model to fine-tune (--from), or its own checkpoint (--resume). */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { loadCheckpointSync, specDifference, type Checkpoint } from '../artifacts/checkpoint';
+import { freshCheckpoint, loadCheckpointSync, specDifference, type Checkpoint } from '../artifacts/checkpoint';
 import { checkpointFileOf, FILES } from '../artifacts/export';
-import { initParams } from '../model/params';
 import { taskVector, type TaskVector } from '../model/tasks';
 import type { TrainConfig } from './config';
 import type { EpochReport } from './protocol';
@@ -43,7 +42,7 @@ export function startingPoint(config: TrainConfig): { checkpoint: Checkpoint; pr
     const diff = specDifference(config.spec, loaded.spec);
     if (diff) throw new Error(`--from: ${file} is of another architecture (${diff})`);
     // Fine-tuning keeps the weights and starts the optimizer afresh.
-    return { checkpoint: { spec: config.spec, params: loaded.params } };
+    return { checkpoint: { spec: config.spec, params: loaded.params, buffers: loaded.buffers } };
   }
-  return { checkpoint: { spec: config.spec, params: initParams(config.spec, config.seed) } };
+  return { checkpoint: freshCheckpoint(config.spec, config.seed) };
 }

@@ -1,10 +1,11 @@
 /** Training and validation datasets from a DataConfig, and deterministic batches from them. */
 import { loadAnnotatedDataset, type AnnotationReport } from '../data/annotations';
+import { augmented } from '../data/augment';
 import { splitSamples } from '../data/batch';
-import { annotatedDataset, augmented, collate, epochOrder, fashionLocDataset, type Batch, type Dataset, type Sample } from '../data/dataset';
+import { annotatedDataset, collate, epochOrder, fashionLocDataset, type Batch, type Dataset, type Sample } from '../data/dataset';
 import { loadFashionMnistSplit } from '../data/idx';
 import type { ModelSpec } from '../model/spec';
-import type { DataConfig } from './config';
+import type { DataConfig, TrainConfig } from './config';
 
 export interface DataSources {
   train: Dataset;
@@ -33,6 +34,11 @@ export async function loadSources(spec: ModelSpec, data: DataConfig, seed: numbe
   return { train: annotatedDataset(train), val: annotatedDataset(val), report };
 }
 
+/** The geometric jitter a config asks for, or undefined for no augmentation at all. */
+export function augmentationOf(config: Pick<TrainConfig, 'augment' | 'translate' | 'scaleJitter'>): { translate: number; scale: number } | undefined {
+  return config.augment ? { translate: config.translate, scale: config.scaleJitter } : undefined;
+}
+
 /** Batch `index` of epoch `epoch`: a pure function of the dataset, seed, epoch and index. */
 export class BatchMaker {
   private orders = new Map<number, Uint32Array>();
@@ -43,7 +49,8 @@ export class BatchMaker {
     private readonly spec: ModelSpec,
     private readonly batchSize: number,
     private readonly seed: number,
-    private readonly augment: boolean,
+    /** Geometric jitter beyond flips and brightness; undefined: no augmentation at all. */
+    private readonly augment: { translate: number; scale: number } | undefined,
   ) {}
 
   get stepsPerEpoch(): number {
@@ -64,7 +71,7 @@ export class BatchMaker {
     }
     let set = this.augmentedSets.get(epoch);
     if (!set) {
-      set = this.augment ? augmented(this.sources.train, this.spec.input, { seed: this.seed, epoch }) : this.sources.train;
+      set = this.augment ? augmented(this.sources.train, this.spec.input, { seed: this.seed, epoch, ...this.augment }) : this.sources.train;
       this.augmentedSets.set(epoch, set);
     }
     const start = index * this.batchSize;

@@ -28,7 +28,7 @@ export async function validate(spec: ModelSpec, evalSession: ort.InferenceSessio
     const feeds: Record<string, ort.Tensor> = {
       ...batchFeeds(spec, batch),
       [IO.taskWeights]: new ort.Tensor('float32', Float32Array.from(weights), [TASK_COUNT]),
-      ...runner.paramTensors(),
+      ...runner.evalTensors(),
     };
     const out = await evalSession.run(feeds);
     const tl = out[IO.taskLosses].data as Float32Array;

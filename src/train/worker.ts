@@ -30,10 +30,12 @@ async function train(config: TrainConfig, stepsPerEpoch: number, valBatches: num
   const runner = await TrainStepRunner.create(start.checkpoint, {
     optimizer,
     frozen: config.freezeTrunk ? ['trunk'] : [],
+    labelSmoothing: config.labelSmoothing,
     weighting: config.weighting,
     tasks: config.tasks,
     device: config.device,
     threads: config.threads,
+    stepsPerRun: config.stepsPerRun,
     log: (line) => process.stderr.write(`${line}\n`),
   });
   const evalSession = (await createSession(encodeModel(buildEvalGraph(config.spec).model), { device: runner.provider, threads: config.threads })).session;

@@ -1,5 +1,6 @@
 /** The server's REST API, as the web app calls it (same origin only). */
 import type { ServedManifest } from '../../src/artifacts/manifest-schema';
+import type { ModelVersions, VersionInfo } from '../../src/finetune/record';
 
 export class ApiError extends Error {
   constructor(readonly status: number, message: string) {
@@ -47,21 +48,7 @@ export async function modelNames(): Promise<string[]> {
   return [...new Set(index.map((m) => m.name))].sort();
 }
 
-export interface VersionInfo {
-  version: number;
-  latest: boolean;
-  createdAt?: string;
-  metrics?: Record<string, unknown>;
-  lineage?: Record<string, unknown>;
-  error?: string;
-}
-
-export interface ModelVersions {
-  model: string;
-  latest: number;
-  versions: VersionInfo[];
-  history: { version: number; at: string; reason: string; jobId?: string }[];
-}
+export type { ModelVersions, VersionInfo };
 
 export const versionsOf = (model: string) => getJson<ModelVersions>(`/v2/models/${encodeURIComponent(model)}/versions`);
 

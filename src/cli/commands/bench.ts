@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { benchMtl, formatMtlTable } from '../../bench/mtl';
 import { benchPipeline, benchTrainStep } from '../../bench/train';
+import { benchInfer } from '../../bench/infer';
+import { benchTrunk, STEPS_PER_RUN } from '../../bench/trunk';
 import { parseWeightingSpec, WEIGHTING_NAMES, weightingHelp } from '../../model/weighting/index';
 import { parseTaskWeights } from '../format';
-import { STEPS_PER_RUN } from '../../runtime/train-step';
 import { formatNumber, parseNumber, table } from '../format';
 import { resolveSpec } from './export';
 
@@ -33,7 +34,7 @@ export function register(program: Command): void {
         return;
       }
       const rows: (string | number)[][] = [
-        [`trident train step (ms, median; ${STEPS_PER_RUN} steps per run)`, step.stepMs],
+        [`trident train step (ms, median; ${step.stepsPerRun} steps per run)`, step.stepMs],
         ['trident train step (ms, median; 1 step per run)', step.singleStepMs],
         ['trident forward only (ms, median)', step.forwardMs],
         ['step / forward', step.stepMs / step.forwardMs],
@@ -59,6 +60,60 @@ export function register(program: Command): void {
           ['data pipeline cost', `${formatNumber(cost * 100)} %`],
         ])}\n`);
       }
+    });
+  bench
+    .command('trunk')
+    .description('cost of BatchNorm, global average pooling, label smoothing, residual shortcuts (train step) and geometric augmentation (data), side by side')
+    .option('--batch <n>', 'batch size', '64')
+    .option('--threads <n>', 'ONNX Runtime threads', '2')
+    .option('--runs <n>', `runs of ${STEPS_PER_RUN} steps per variant per round`, '2')
+    .option('--rounds <n>', 'rounds; every variant takes a turn in each', '4')
+    .option('--fashion-mnist <dir>', 'folder of the Fashion-MNIST IDX files (for the augmentation timing)')
+    .option('--json', 'print the figures as JSON')
+    .action(async (opts) => {
+      const batch = parseNumber(opts.batch, '--batch', { integer: true, min: 1 });
+      const threads = parseNumber(opts.threads, '--threads', { integer: true, min: 1 });
+      const runs = parseNumber(opts.runs, '--runs', { integer: true, min: 1 });
+      const rounds = parseNumber(opts.rounds, '--rounds', { integer: true, min: 1 });
+      const result = await benchTrunk({ batch, threads, runs, rounds, fashionMnist: opts.fashionMnist });
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ batch, threads, rounds, ...result })}\n`);
+        return;
+      }
+      const rows = result.steps.map((s) => [s.name, s.stepMs, s.against ? `${formatNumber(s.ratio!)} × ${s.against}` : 'baseline']);
+      process.stdout.write(`train step, batch ${batch}, ${threads} threads, Adam, ${rounds} rounds of every variant in turn (medians)\n`);
+      process.stdout.write(`${table(['variant', 'step (ms)', 'relative'], rows)}\n`);
+      const a = result.augmentation;
+      if (a && 'skipped' in a) process.stdout.write(`\naugmentation: skipped (${a.skipped})\n`);
+      else if (a) {
+        process.stdout.write(`\nFashionLoc batch of ${batch} prepared on the main thread (rendered, augmented, collated; overlaps the steps in training)\n`);
+        process.stdout.write(`${table(['measure', 'value'], [
+          ['flips + brightness (ms per batch)', a.flipBrightnessMs],
+          ['+ translation 0.1 and scale jitter 0.15 (ms per batch)', a.geometricMs],
+          ['ratio', a.ratio],
+          ['extra, as a share of the fashionloc step', `${formatNumber(a.shareOfStep * 100)} %`],
+        ])}\n`);
+      }
+    });
+  bench
+    .command('infer')
+    .description('infer.onnx latency of model folders side by side (calls alternate between them), each against the first')
+    .argument('<models...>', 'model folders, e.g. models/fashionloc/1 runs/new-model')
+    .option('--batch <n>', 'batch size', '1')
+    .option('--threads <n>', 'ONNX Runtime threads per session', '1')
+    .option('--calls <n>', 'timed calls per model', '500')
+    .option('--json', 'print the figures as JSON')
+    .action(async (models: string[], opts) => {
+      const batch = parseNumber(opts.batch, '--batch', { integer: true, min: 1 });
+      const threads = parseNumber(opts.threads, '--threads', { integer: true, min: 1 });
+      const calls = parseNumber(opts.calls, '--calls', { integer: true, min: 1 });
+      const result = await benchInfer({ models, batch, threads, calls });
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ batch, threads, calls, ...result })}\n`);
+        return;
+      }
+      process.stdout.write(`infer.onnx, batch ${batch}, ${threads} thread(s), ${calls} calls each, models taking turns call by call\n`);
+      process.stdout.write(`${table(['model', 'median (ms)', 'p90 (ms)', 'median / first'], result.models.map((m) => [`${m.name} (${m.dir})`, m.medianMs, m.p90Ms, m.ratio]))}\n`);
     });
   bench
     .command('mtl')

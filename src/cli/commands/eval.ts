@@ -4,7 +4,7 @@ import { annotationsFileOf, loadAnnotatedDataset } from '../../data/annotations'
 import { annotatedDataset, fashionLocDataset, type Dataset } from '../../data/dataset';
 import { FASHIONLOC_EVAL_SEED, type FashionLocSplit } from '../../data/fashionloc';
 import { loadFashionMnistSplit } from '../../data/idx';
-import { parseDevice } from '../../runtime/session';
+import { deviceHelp, parseDevice } from '../../runtime/execution-providers';
 import { evaluateModel } from '../../train/evaluate';
 import { parseNumber, table } from '../format';
 import { metricsRows } from './train';
@@ -22,7 +22,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'FashionLoc rendering seed', String(FASHIONLOC_EVAL_SEED))
     .option('--fashion-mnist <dir>', 'folder of the Fashion-MNIST IDX files')
     .option('--skip-bad', 'skip bad annotation lines with a warning')
-    .option('--device <device>', 'cpu, cuda or auto', 'cpu')
+    .option('--device <name>', deviceHelp(), 'cpu')
     .option('--threads <n>', 'ONNX Runtime threads (0: all cores)', '0')
     .option('--json', 'print the metrics as JSON')
     .option('--record <name>', 'store the metrics in the model\'s manifest.json under metrics.<name> (e.g. test)')

@@ -45,7 +45,7 @@ export function register(program: Command): void {
       const checkpointFile = opts.from ? checkpointFileOf(opts.from) : undefined;
       const source = checkpointFile && checkpointFile !== opts.from ? await readManifest(opts.from) : undefined;
       const loaded = checkpointFile ? await loadCheckpoint(checkpointFile) : undefined;
-      const checkpoint = loaded && opts.weightsOnly ? { spec: loaded.spec, params: loaded.params } : loaded;
+      const checkpoint = loaded && opts.weightsOnly ? { spec: loaded.spec, params: loaded.params, buffers: loaded.buffers } : loaded;
       const spec = checkpoint?.spec ?? (await resolveSpec(opts.arch));
       const seed = Number(opts.seed);
       if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${opts.seed}`);

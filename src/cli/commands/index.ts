@@ -7,9 +7,11 @@ import * as benchCommand from './bench';
 import * as dataCommand from './data';
 import * as serveCommand from './serve';
 import * as finetuneCommand from './finetune';
+import * as doctorCommand from './doctor';
+import * as setupCommand from './setup';
 
 /** Every subcommand module exports `register(program)`; the order here is the order in --help. */
-const COMMANDS: { register(program: Command): void }[] = [exportCommand, trainCommand, evalCommand, predictCommand, serveCommand, finetuneCommand, dataCommand, benchCommand];
+const COMMANDS: { register(program: Command): void }[] = [exportCommand, trainCommand, evalCommand, predictCommand, serveCommand, finetuneCommand, dataCommand, benchCommand, doctorCommand, setupCommand];
 
 export function registerCommands(program: Command): void {
   for (const c of COMMANDS) c.register(program);

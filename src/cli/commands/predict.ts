@@ -10,6 +10,7 @@ import { readManifest } from '../../artifacts/manifest';
 import { boxToPixels, prepareImage } from '../../data/image';
 import { decodeHeads } from '../../runtime/predictor';
 import { createSession, parseDevice } from '../../runtime/session';
+import { deviceHelp } from '../../runtime/execution-providers';
 import type { HostFeeds } from '../../runtime/worker-protocol';
 import { parseNumber } from '../format';
 
@@ -48,7 +49,7 @@ export function register(program: Command): void {
     .option('--top-k <k>', 'how many classes to list', '3')
     .option('--threshold <p>', 'objectness probability above which an object is present', '0.5')
     .option('--draw <out.png>', 'draw box and label; with several images, -N is added before the extension')
-    .option('--device <device>', 'cpu, cuda or auto', 'cpu')
+    .option('--device <name>', deviceHelp(), 'cpu')
     .option('--json', 'print JSON lines')
     .action(async (model: string, images: string[], opts) => {
       const manifest = await readManifest(model, { verify: true });

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_FINETUNE_CONFIG, GATE_METRICS, finetuneConfig, type FinetuneConfig, type GateMetric } from '../../finetune/config';
-import { parseDevice } from '../../runtime/session';
+import { deviceHelp, parseDevice } from '../../runtime/execution-providers';
 import { DEFAULT_CONFIG, serveConfig, type ServeConfig } from '../../serve/config';
 import { createLogger, startServer } from '../../serve/server';
 import { parseNumber } from '../format';
@@ -53,6 +53,8 @@ function finetuneFlags(flags: ServeFlags): FinetuneConfig | undefined {
     authDisabled: !flags.finetuneAuth,
     dataFolders: flags.finetuneDataFolder.map((f) => path.resolve(f)),
     threads: parseNumber(flags.finetuneThreads, '--finetune-threads', { integer: true, min: 1 }),
+    // Fine-tuning trains and evaluates on the device the models are served on.
+    device: parseDevice(flags.device),
     gate: { metric: metric as GateMetric, tolerance: parseNumber(flags.finetuneTolerance, '--finetune-tolerance', { min: 0 }) },
     reference: referenceCount > 0 ? { count: referenceCount } : false,
   });
@@ -104,7 +106,7 @@ export function register(program: Command): void {
     .option('--http <port>', 'HTTP port (0 = any free port)', String(d.httpPort))
     .option('--grpc <port>', 'gRPC port (0 = any free port)', String(d.grpcPort))
     .option('--no-grpc', 'do not serve gRPC')
-    .option('--device <cpu|cuda|auto>', 'execution provider', d.device)
+    .option('--device <name>', deviceHelp(), d.device)
     .option('--instances <n>', 'worker threads (sessions) per model version', String(d.instances))
     .option('--threads <n>', 'ONNX Runtime threads per session (0 = ONNX Runtime decides)', String(d.threads))
     .option('--max-batch <n>', 'most samples per model run', String(d.maxBatch))

@@ -9,7 +9,7 @@ import { LR_SCHEDULES } from '../../train/schedules';
 import { MONITORS } from '../../train/monitors';
 import type { ModelSpec } from '../../model/spec';
 import type { Metrics } from '../../runtime/metrics';
-import { parseDevice } from '../../runtime/session';
+import { deviceHelp, parseDevice } from '../../runtime/execution-providers';
 import { DEFAULTS, type DataConfig, type TrainConfig } from '../../train/config';
 import { TrainJob } from '../../train/job';
 import { parseTasks, TASKS } from '../../model/tasks';
@@ -71,6 +71,7 @@ export function register(program: Command): void {
     .option('--batch <n>', 'batch size', String(DEFAULTS.batchSize))
     .option('--lr <rate>', 'peak learning rate', String(DEFAULTS.lr))
     .option('--schedule <kind>', `learning-rate schedule: ${describeChoices(LR_SCHEDULES)}`, DEFAULTS.schedule)
+    .option('--warmup <steps>', 'linear learning-rate warmup over this many steps before the schedule', String(DEFAULTS.warmupSteps))
     .option('--optimizer <name>', describeChoices(OPTIMIZERS), DEFAULTS.optimizer)
     .option('--weight-decay <w>', 'weight decay (L2 for sgd/adam, decoupled for adamw)', String(DEFAULTS.weightDecay))
     .option('--clip-norm <n>', 'clip gradients by global norm (0: off)', String(DEFAULTS.clipNorm))
@@ -78,7 +79,8 @@ export function register(program: Command): void {
     .option('--weighting <name>', `how the task losses are combined: ${WEIGHTING_NAMES.join(', ')} (listed below)`, DEFAULTS.weighting.name)
     .option('--weighting-option <key=value>', 'an option of the weighting strategy (repeatable)', collect, [])
     .option('--tasks <list>', `the tasks to train: all, or a comma list of ${TASKS.join(', ')} (the others' heads stay as they are)`, 'all')
-    .option('--device <device>', 'cpu, cuda or auto', DEFAULTS.device)
+    .option('--label-smoothing <eps>', 'label smoothing of the class loss', String(DEFAULTS.labelSmoothing))
+    .option('--device <name>', deviceHelp(), DEFAULTS.device)
     .option('--threads <n>', 'ONNX Runtime threads (0: all cores)', String(DEFAULTS.threads))
     .option('--seed <n>', 'seed for initialisation, data order and augmentation', String(DEFAULTS.seed))
     .option('--resume', 'continue from the checkpoint in --out')
@@ -87,7 +89,9 @@ export function register(program: Command): void {
     .option('--patience <n>', 'early stopping: epochs without improvement (0: off)', '0')
     .option('--monitor <metric>', `what early stopping watches: ${describeChoices(MONITORS)}`, DEFAULTS.monitor)
     .option('--max-steps <n>', 'stop after this many steps (0: no limit)', '0')
-    .option('--no-augment', 'no flips or brightness jitter')
+    .option('--no-augment', 'no flips, brightness or geometric jitter')
+    .option('--translate <fraction>', 'random shift up to this fraction of the image size (boxes move along)', String(DEFAULTS.translate))
+    .option('--scale-jitter <fraction>', 'random scale change up to ± this fraction (boxes scale along)', String(DEFAULTS.scaleJitter))
     .option('--train-count <n>', 'FashionLoc training samples per epoch (default: all 55000)')
     .option('--val-count <n>', 'FashionLoc validation samples', '2000')
     .option('--p <prob>', 'FashionLoc probability of an item', '0.8')
@@ -107,16 +111,20 @@ export function register(program: Command): void {
         batchSize: parseNumber(opts.batch, '--batch', { integer: true, min: 1 }),
         lr: parseNumber(opts.lr, '--lr', { min: 0 }),
         schedule: chooseName(LR_SCHEDULES, opts.schedule, 'learning-rate schedule (--schedule)'),
+        warmupSteps: parseNumber(opts.warmup, '--warmup', { integer: true, min: 0 }),
         optimizer: parseOptimizer(opts.optimizer),
         weightDecay: parseNumber(opts.weightDecay, '--weight-decay', { min: 0 }),
         clipNorm: parseNumber(opts.clipNorm, '--clip-norm', { min: 0 }),
         taskWeights: parseTaskWeights(opts.taskWeights),
         weighting: chooseWeighting(opts.weighting, parseOptionPairs(opts.weightingOption)),
         tasks: parseTasks(opts.tasks),
+        labelSmoothing: parseNumber(opts.labelSmoothing, '--label-smoothing', { min: 0, max: 1 }),
         seed: parseNumber(opts.seed, '--seed', { integer: true }),
         device: parseDevice(opts.device),
         threads: parseNumber(opts.threads, '--threads', { integer: true, min: 0 }),
         augment: opts.augment,
+        translate: parseNumber(opts.translate, '--translate', { min: 0, max: 0.5 }),
+        scaleJitter: parseNumber(opts.scaleJitter, '--scale-jitter', { min: 0, max: 0.5 }),
         resume: !!opts.resume,
         from: opts.from,
         freezeTrunk: !!opts.freezeTrunk,

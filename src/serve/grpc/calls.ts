@@ -73,6 +73,9 @@ export function grpcError(error: TridentError): Partial<grpc.StatusObject> {
   return { code: grpcStatusOf(error), details: error.message, metadata };
 }
 
+/** A cancellation this close to the deadline is the deadline's. */
+const DEADLINE_SLACK_MS = 25;
+
 /** The call's deadline and a signal that fires when the client cancels. */
 export function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): CallContext {
   const controller = new AbortController();
@@ -80,9 +83,11 @@ export function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.
   const ms = deadline instanceof Date ? deadline.getTime() : deadline;
   const expiry = Number.isFinite(ms) ? ms : undefined;
   // grpc-js reports an expired deadline as a cancellation; keep the two apart for clients and metrics.
+  // The client's clock started first, so its deadline cancel can arrive a little before the expiry
+  // the server computed from when it received the call.
   call.once('cancelled', () =>
     controller.abort(
-      expiry !== undefined && Date.now() >= expiry ? new TridentError('deadline_exceeded', 'the gRPC deadline passed while the request was queued') : undefined,
+      expiry !== undefined && Date.now() >= expiry - DEADLINE_SLACK_MS ? new TridentError('deadline_exceeded', 'the gRPC deadline passed while the request was queued') : undefined,
     ),
   );
   return { signal: controller.signal, deadline: expiry };

@@ -68,14 +68,14 @@ describe('web routes on the REST server', () => {
       return fetch(`${url}/v2/models/${model}/weights`, { method: 'POST', body: form, headers: key ? { 'x-api-key': key } : {} });
     };
     const errorOf = async (response: Response) => ({ status: response.status, error: ((await response.json()) as { error: string }).error });
-    const good = encodeCheckpoint({ spec, params: initParams(spec, 7) });
+    const good = encodeCheckpoint({ spec, params: initParams(spec, 7), buffers: new Map() });
 
     it('refuses without a key, a wrong checksum, other shapes, a damaged file, bad evaluations and unknown models, and writes nothing', async () => {
       expect(await errorOf(await upload(good, {}, ''))).toMatchObject({ status: 401 });
       expect(await errorOf(await upload(good, {}, 'wrong'))).toMatchObject({ status: 403 });
       expect(await errorOf(await upload(good, { sha256: '0'.repeat(64) }))).toMatchObject({ status: 400, error: expect.stringContaining('checksum mismatch') });
       const other = builtinSpec('seed');
-      const wrongShapes = encodeCheckpoint({ spec: { ...spec, shared: other.shared }, params: initParams({ ...spec, shared: other.shared }, 1) });
+      const wrongShapes = encodeCheckpoint({ spec: { ...spec, shared: other.shared }, params: initParams({ ...spec, shared: other.shared }, 1), buffers: new Map() });
       expect(await errorOf(await upload(wrongShapes))).toMatchObject({ status: 400, error: expect.stringContaining('do not fit') });
       const damaged = Uint8Array.from(good);
       damaged[damaged.length - 3] ^= 0xff;
