@@ -6,49 +6,66 @@ import { buildForward } from '../model/forward';
 import { buildLosses } from '../model/losses';
 import { TASKS, type Task } from '../model/tasks';
 import { DEFAULT_OPTIMIZER } from '../model/optimizers';
-import { initBuffers, initParams, layout } from '../model/params';
-import { builtinSpec } from '../model/spec';
+import { initBuffers, initParams, layout, type BufferValue } from '../model/params';
+import { builtinSpec, type ModelSpec } from '../model/spec';
 import { chooseWeighting, STATIC_WEIGHTING, type WeightingChoice } from '../model/weighting/index';
 import { GraphBuilder } from '../onnx/builder';
 import { tensor, type TensorValue } from '../onnx/ir';
 import { randomBatch } from '../testing/batches';
+import { TINY_RESIDUAL } from '../testing/specs';
+import type { TrainBatch } from '../runtime/train-step';
 import { finiteDifferencesOf } from '../testing/gradcheck';
 import { openSession, type OrtFeeds } from '../testing/ort';
 import { saveCheckpoint } from './checkpoint';
 import { buildEvalGraph, buildTrainStepGraph, IO, next, stateName } from './graphs';
 import { decodeSafetensors, encodeSafetensors, type SafeTensor } from './safetensors';
 
-const spec = builtinSpec('tiny');
-const params = initParams(spec, 5);
-const batch = randomBatch(spec, 8, 3);
+/** A model to step: its spec, weights, running statistics and one batch. */
+interface Fixture {
+  spec: ModelSpec;
+  params: Map<string, Float32Array>;
+  buffers: Map<string, BufferValue>;
+  batch: TrainBatch;
+}
+const fixture = (spec: ModelSpec): Fixture => ({ spec, params: initParams(spec, 5), buffers: initBuffers(spec), batch: randomBatch(spec, 8, 3) });
+
+const tiny = fixture(builtinSpec('tiny'));
+/** Batch norm in training mode, residual blocks and global average pooling in the trunk. */
+const residual = fixture(TINY_RESIDUAL);
+const { spec, params, batch } = tiny;
 const lambda = [1, 0.5, 2];
 const sgd = DEFAULT_OPTIMIZER.sgd;
 const f32 = (t: TensorValue) => Array.from(t.data as Float32Array);
-const shared = layout(spec).params.filter((p) => p.group === 'trunk').map((p) => p.name);
-const headsOf = (task: Task) => layout(spec).params.filter((p) => p.name.startsWith(`heads.${task}.`)).map((p) => p.name);
+const sharedOf = (m: Fixture) => layout(m.spec).params.filter((p) => p.group === 'trunk').map((p) => p.name);
+const headsOf = (m: Fixture, task: Task) => layout(m.spec).params.filter((p) => p.name.startsWith(`heads.${task}.`)).map((p) => p.name);
+const shared = sharedOf(tiny);
 
-function batchTensors(): OrtFeeds {
-  const { channels, height, width } = spec.input;
-  const n = batch.size;
+function batchTensors(m: Fixture = tiny): OrtFeeds {
+  const { channels, height, width } = m.spec.input;
+  const n = m.batch.size;
   return {
-    [IO.image]: tensor('float32', [n, channels, height, width], batch.images),
-    [IO.label]: tensor('int64', [n], batch.labels),
-    [IO.objectness]: tensor('float32', [n], batch.objectness),
-    [IO.box]: tensor('float32', [n, 4], batch.boxes),
-    [IO.mask]: tensor('float32', [n], batch.mask),
+    [IO.image]: tensor('float32', [n, channels, height, width], m.batch.images),
+    [IO.label]: tensor('int64', [n], m.batch.labels),
+    [IO.objectness]: tensor('float32', [n], m.batch.objectness),
+    [IO.box]: tensor('float32', [n, 4], m.batch.boxes),
+    [IO.mask]: tensor('float32', [n], m.batch.mask),
   };
 }
 
-const paramTensors = (values = params): OrtFeeds =>
-  Object.fromEntries(layout(spec).params.map((p) => [p.name, tensor('float32', p.shape, Float32Array.from(values.get(p.name)!))]));
+const paramTensors = (values = params, m: Fixture = tiny): OrtFeeds =>
+  Object.fromEntries(layout(m.spec).params.map((p) => [p.name, tensor('float32', p.shape, Float32Array.from(values.get(p.name)!))]));
+
+const bufferTensors = (m: Fixture): OrtFeeds =>
+  Object.fromEntries(layout(m.spec).buffers.map((d) => [d.name, tensor(d.dtype, d.shape, m.buffers.get(d.name)!.slice())]));
 
 /**
  * One SGD step from zero momentum, with no clipping or decay: each `<param>.momentum_buffer.next`
  * is then exactly the gradient the step applied.
  */
-async function step(weighting: WeightingChoice, taskWeights: number[], opts: { tasks?: Task[]; inputs?: Record<string, number[]> } = {}) {
-  const graph = buildTrainStepGraph(spec, { optimizer: sgd, weighting, tasks: opts.tasks });
-  const feeds: OrtFeeds = { ...batchTensors(), ...paramTensors(), [IO.taskWeights]: tensor('float32', [3], taskWeights) };
+async function step(weighting: WeightingChoice, taskWeights: number[], opts: { tasks?: Task[]; inputs?: Record<string, number[]>; model?: Fixture } = {}) {
+  const m = opts.model ?? tiny;
+  const graph = buildTrainStepGraph(m.spec, { optimizer: sgd, weighting, tasks: opts.tasks });
+  const feeds: OrtFeeds = { ...batchTensors(m), ...paramTensors(m.params, m), ...bufferTensors(m), [IO.taskWeights]: tensor('float32', [3], taskWeights) };
   for (const input of graph.inputs) {
     if (feeds[input.name]) continue;
     const shape = input.shape as number[];
@@ -59,7 +76,7 @@ async function step(weighting: WeightingChoice, taskWeights: number[], opts: { t
   const out = await session.run(feeds);
   await session.release();
   const grads = new Map<string, number[]>();
-  for (const p of layout(spec).params) {
+  for (const p of layout(m.spec).params) {
     const buffer = out[next(stateName(p.name, 'momentum_buffer'))];
     if (buffer) grads.set(p.name, f32(buffer));
   }
@@ -84,18 +101,21 @@ describe('per-task gradients in the train step', () => {
     }
   });
 
-  it('gradient strategies: shared parameters get Σ w_t·∇(λ_t·L_t), each head its own ∇(λ_t·L_t), through the representation or per parameter', async () => {
+  it('gradient strategies: shared parameters get Σ w_t·∇(λ_t·L_t), each head its own ∇(λ_t·L_t), through the representation or per parameter (batch norm and residual blocks too)', async () => {
     const weights = [0.2, 0.5, 0.3];
-    const plain = await step(STATIC_WEIGHTING, lambda);
-    for (const gradients of ['representation', 'parameters']) {
-      const choices = [chooseWeighting('cagrad', { gradients }), chooseWeighting('mgda', { gradients }), chooseWeighting('imtl-g', { gradients }), chooseWeighting('pcgrad', { gradients })];
-      for (const choice of choices) {
-        const ours = await step(choice, lambda, { inputs: { 'weighting.cagrad.weights': weights } });
-        const applied = f32(ours.out[IO.appliedWeights]);
-        if (choice.name === 'cagrad') expect(applied).toEqual(weights.map(Math.fround));
-        const combined = await step(STATIC_WEIGHTING, lambda.map((l, t) => l * applied[t]));
-        for (const name of shared) expectClose(ours.grads.get(name)!, combined.grads.get(name)!, `${choice.name}/${gradients} ${name}`);
-        for (const task of TASKS) for (const name of headsOf(task)) expectClose(ours.grads.get(name)!, plain.grads.get(name)!, `${choice.name}/${gradients} ${name}`);
+    for (const model of [tiny, residual]) {
+      const plain = await step(STATIC_WEIGHTING, lambda, { model });
+      for (const gradients of ['representation', 'parameters']) {
+        const all = [chooseWeighting('cagrad', { gradients }), chooseWeighting('mgda', { gradients }), chooseWeighting('imtl-g', { gradients }), chooseWeighting('pcgrad', { gradients })];
+        for (const choice of model === tiny ? all : all.slice(0, 2)) {
+          const ours = await step(choice, lambda, { model, inputs: { 'weighting.cagrad.weights': weights } });
+          const applied = f32(ours.out[IO.appliedWeights]);
+          if (choice.name === 'cagrad') expect(applied).toEqual(weights.map(Math.fround));
+          const combined = await step(STATIC_WEIGHTING, lambda.map((l, t) => l * applied[t]), { model });
+          const what = `${model.spec.name} ${choice.name}/${gradients}`;
+          for (const name of sharedOf(model)) expectClose(ours.grads.get(name)!, combined.grads.get(name)!, `${what} ${name}`);
+          for (const task of TASKS) for (const name of headsOf(model, task)) expectClose(ours.grads.get(name)!, plain.grads.get(name)!, `${what} ${name}`);
+        }
       }
     }
   });
@@ -208,28 +228,31 @@ describeTorch(`per-task gradients match PyTorch (bench/torch_reference.py taskgr
   beforeAll(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'trident-taskgrads-'))));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('Gram matrices over the representation and the shared parameters, and the combined update of every parameter', async () => {
-    const alpha = [0.2, 0.5, 0.3];
-    const files = { ckpt: path.join(dir, 'ckpt.safetensors'), batch: path.join(dir, 'batch.safetensors'), out: path.join(dir, 'torch.safetensors') };
-    await saveCheckpoint(files.ckpt, { spec, params, buffers: initBuffers(spec) });
-    const feeds = batchTensors();
-    const tensors = new Map<string, SafeTensor>(Object.entries(feeds).map(([name, t]) => [name, { dtype: t.dtype === 'int64' ? 'I64' : 'F32', shape: t.dims, data: t.data as Float32Array }]));
-    tensors.set('task_weights', { dtype: 'F32', shape: [3], data: Float32Array.from(lambda) });
-    tensors.set('alpha', { dtype: 'F32', shape: [3], data: Float32Array.from(alpha) });
-    writeFileSync(files.batch, encodeSafetensors(tensors));
-    const script = path.resolve(__dirname, '..', '..', 'bench', 'torch_reference.py');
-    const run = spawnSync(PYTHON, [script, 'taskgrads', files.ckpt, files.batch, files.out], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, OMP_NUM_THREADS: '1' } });
-    expect({ status: run.status, error: run.error?.message, stderr: run.stderr }).toMatchObject({ status: 0, error: undefined });
-    const theirs = decodeSafetensors(readFileSync(files.out), files.out).tensors;
-    const value = (name: string) => Array.from(theirs.get(name)!.data as Float32Array);
+  it.each([['tiny', tiny], ['tiny-residual (batch norm in training mode, residual blocks, global average pooling)', residual]] as const)(
+    '%s: Gram matrices over the representation and the shared parameters, and the combined update of every parameter',
+    async (name, model) => {
+      const alpha = [0.2, 0.5, 0.3];
+      const files = { ckpt: path.join(dir, `${model.spec.name}.safetensors`), batch: path.join(dir, 'batch.safetensors'), out: path.join(dir, 'torch.safetensors') };
+      await saveCheckpoint(files.ckpt, { spec: model.spec, params: model.params, buffers: model.buffers });
+      const tensors = new Map<string, SafeTensor>(Object.entries(batchTensors(model)).map(([n, t]) => [n, { dtype: t.dtype === 'int64' ? 'I64' : 'F32', shape: t.dims, data: t.data as Float32Array }]));
+      tensors.set('task_weights', { dtype: 'F32', shape: [3], data: Float32Array.from(lambda) });
+      tensors.set('alpha', { dtype: 'F32', shape: [3], data: Float32Array.from(alpha) });
+      writeFileSync(files.batch, encodeSafetensors(tensors));
+      const script = path.resolve(__dirname, '..', '..', 'bench', 'torch_reference.py');
+      const run = spawnSync(PYTHON, [script, 'taskgrads', files.ckpt, files.batch, files.out], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, OMP_NUM_THREADS: '1' } });
+      expect({ status: run.status, error: run.error?.message, stderr: run.stderr }).toMatchObject({ status: 0, error: undefined });
+      const theirs = decodeSafetensors(readFileSync(files.out), files.out).tensors;
+      const value = (n: string) => Array.from(theirs.get(n)!.data as Float32Array);
 
-    const rep = await step(chooseWeighting('cagrad'), lambda, { inputs: { 'weighting.cagrad.weights': alpha } });
-    const par = await step(chooseWeighting('cagrad', { gradients: 'parameters' }), lambda, { inputs: { 'weighting.cagrad.weights': alpha } });
-    expectClose(f32(rep.out[IO.taskGramian]), value('gram_representation'), 'Gram (representation) vs PyTorch');
-    expectClose(f32(par.out[IO.taskGramian]), value('gram_parameters'), 'Gram (parameters) vs PyTorch');
-    for (const p of layout(spec).params) {
-      expectClose(rep.grads.get(p.name)!, value(`${p.name}.grad`), `${p.name} (representation) vs PyTorch`);
-      expectClose(par.grads.get(p.name)!, value(`${p.name}.grad`), `${p.name} (parameters) vs PyTorch`);
-    }
-  });
+      const inputs = { 'weighting.cagrad.weights': alpha };
+      const rep = await step(chooseWeighting('cagrad'), lambda, { inputs, model });
+      const par = await step(chooseWeighting('cagrad', { gradients: 'parameters' }), lambda, { inputs, model });
+      expectClose(f32(rep.out[IO.taskGramian]), value('gram_representation'), `${name}: Gram (representation) vs PyTorch`, 1e-4);
+      expectClose(f32(par.out[IO.taskGramian]), value('gram_parameters'), `${name}: Gram (parameters) vs PyTorch`, 1e-4);
+      for (const p of layout(model.spec).params) {
+        expectClose(rep.grads.get(p.name)!, value(`${p.name}.grad`), `${name}: ${p.name} (representation) vs PyTorch`, 1e-4);
+        expectClose(par.grads.get(p.name)!, value(`${p.name}.grad`), `${name}: ${p.name} (parameters) vs PyTorch`, 1e-4);
+      }
+    },
+  );
 });

@@ -7,6 +7,7 @@ import { builtinSpec } from '../model/spec';
 import { chooseWeighting, type WeightingChoice } from '../model/weighting/index';
 import { encodeModel } from '../onnx/serialize';
 import { randomBatch } from '../testing/batches';
+import { TINY_RESIDUAL } from '../testing/specs';
 import { firstBitDifference } from '../testing/compare';
 import { checkpointOfState, initialState, planTrainStep, StepDriver } from './step-driver';
 import { TrainStepRunner, type StepHyper } from './train-step';
@@ -47,6 +48,22 @@ describe('train steps with a weighting strategy in the graph', () => {
     const own = [...single.optimizerState().state].filter(([k]) => k.startsWith(`weighting.${weighting.name}.`));
     if (weighting.name !== 'mgda' && weighting.name !== 'imtl-g' && weighting.name !== 'pcgrad') expect(own.some(([, v]) => v.some((x) => x !== 0))).toBe(true);
     await Promise.all([single.release(), grouped.release()]);
+  });
+
+  it('with batch norm in the trunk: runs of several steps equal one run per step, running statistics and the strategy’s state included (FAMO, MGDA on parameters)', async () => {
+    const residualBatches = [1, 2, 3].map((seed) => randomBatch(TINY_RESIDUAL, 8, 50 + seed));
+    for (const weighting of [chooseWeighting('famo'), chooseWeighting('mgda', { gradients: 'parameters' })]) {
+      const make = () => TrainStepRunner.create(freshCheckpoint(TINY_RESIDUAL, 2), { optimizer, weighting, threads: 1 });
+      const single = await make();
+      for (let i = 0; i < 3; i++) await single.run(residualBatches[i], hypers[i]);
+      const grouped = await make();
+      await grouped.runSteps(residualBatches, hypers.slice(0, 3));
+      expectBitwiseEqual(single.params(), grouped.params());
+      expectBitwiseEqual(single.optimizerState().state, grouped.optimizerState().state);
+      const f32Buffers = (r: TrainStepRunner) => new Map([...r.buffers()].filter(([, v]) => v instanceof Float32Array) as [string, Float32Array][]);
+      expectBitwiseEqual(f32Buffers(single), f32Buffers(grouped));
+      await Promise.all([single.release(), grouped.release()]);
+    }
   });
 
   it('a checkpoint taken mid-way continues bit for bit, the strategy’s state included (FAMO, GradNorm, UW)', async () => {
