@@ -30,8 +30,9 @@ export interface TensorShape {
 export type ChildJob =
   | { role: 'server'; config: Partial<ServeConfig> }
   | { role: 'raw'; model: string; tensor: TensorShape; threads: number; device: ProviderName; batches: number[]; seconds: number; warmUpSeconds: number }
-  | { role: 'grpc-load'; address: string; model: string; tensor: TensorShape; loads: LoadShape[] }
-  | { role: 'http-load'; port: number; path: string; headers: Record<string, string>; bodyFile: string; loads: LoadShape[] };
+  /** `live`: ServerLive, the transport's floor without inference. */
+  | { role: 'grpc-load'; address: string; model: string; tensor: TensorShape; loads: LoadShape[]; method?: 'infer' | 'live' }
+  | { role: 'http-load'; port: number; path: string; headers: Record<string, string>; bodyFile: string; loads: LoadShape[]; method?: 'GET' | 'POST' };
 
 /** The benchmark's input tensor: one sample, the same bytes for every transport. */
 export function sampleTensor(elements: number): Buffer {
@@ -77,12 +78,16 @@ async function raw(job: Extract<ChildJob, { role: 'raw' }>): Promise<Measurement
 
 /** One channel, the request encoded once, responses left undecoded: the client costs as little as grpc-js allows. */
 async function grpcLoad(job: Extract<ChildJob, { role: 'grpc-load' }>): Promise<Measurement[]> {
-  const method = protos().inference.GRPCInferenceService.service.ModelInfer;
-  const encoded = method.requestSerialize({
-    model_name: job.model,
-    inputs: [{ name: job.tensor.input, datatype: 'FP32', shape: job.tensor.dims }],
-    raw_input_contents: [sampleTensor(job.tensor.dims.reduce((a, b) => a * b, 1))],
-  });
+  const service = protos().inference.GRPCInferenceService.service;
+  const method = job.method === 'live' ? service.ServerLive : service.ModelInfer;
+  const encoded =
+    job.method === 'live'
+      ? method.requestSerialize({})
+      : method.requestSerialize({
+          model_name: job.model,
+          inputs: [{ name: job.tensor.input, datatype: 'FP32', shape: job.tensor.dims }],
+          raw_input_contents: [sampleTensor(job.tensor.dims.reduce((a, b) => a * b, 1))],
+        });
   const client = new grpc.Client(job.address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': -1 });
   const same = (b: Buffer) => b;
   const once = () =>
@@ -94,14 +99,15 @@ async function grpcLoad(job: Extract<ChildJob, { role: 'grpc-load' }>): Promise<
 }
 
 async function httpLoad(job: Extract<ChildJob, { role: 'http-load' }>): Promise<Measurement[]> {
-  const body = readFileSync(job.bodyFile);
-  const headers = { ...job.headers, 'content-length': String(body.length) };
+  const get = job.method === 'GET';
+  const body = get ? Buffer.alloc(0) : readFileSync(job.bodyFile);
+  const headers = get ? job.headers : { ...job.headers, 'content-length': String(body.length) };
   const results: Measurement[] = [];
   for (const load of job.loads) {
     const agent = new http.Agent({ keepAlive: true, maxSockets: load.concurrency });
     const once = () =>
       new Promise<void>((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port: job.port, path: job.path, method: 'POST', agent, headers }, (res) => {
+        const req = http.request({ host: '127.0.0.1', port: job.port, path: job.path, method: job.method ?? 'POST', agent, headers }, (res) => {
           res.resume();
           res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode} from ${job.path}`))));
         });

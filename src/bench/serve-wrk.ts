@@ -6,10 +6,12 @@ import type { LoadShape } from './serve-child';
 import type { Measurement } from './serve-measure';
 
 const SCRIPT = `
-local f = assert(io.open(os.getenv("TRIDENT_BODY"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*all")
-f:close()
+wrk.method = os.getenv("TRIDENT_METHOD") or "POST"
+if wrk.method == "POST" then
+  local f = assert(io.open(os.getenv("TRIDENT_BODY"), "rb"))
+  wrk.body = f:read("*all")
+  f:close()
+end
 for name, value in string.gmatch(os.getenv("TRIDENT_HEADERS"), "([^:\\n]+):([^\\n]*)") do wrk.headers[name] = value end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -30,6 +32,8 @@ export function wrkAvailable(): boolean {
 
 export interface WrkTarget {
   url: string;
+  /** Default POST (of bodyFile). */
+  method?: 'GET' | 'POST';
   bodyFile: string;
   headers: Record<string, string>;
 }
@@ -49,7 +53,7 @@ export function runWrk(target: WrkTarget, dir: string, connections: number, seco
   writeFileSync(script, SCRIPT);
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, target.url];
   const [command, ...rest] = cpus === undefined ? ['wrk', ...args] : ['taskset', '-c', cpus, 'wrk', ...args];
-  const env = { ...process.env, TRIDENT_BODY: target.bodyFile, TRIDENT_HEADERS: Object.entries(target.headers).map(([k, v]) => `${k}:${v}`).join('\n') };
+  const env = { ...process.env, TRIDENT_METHOD: target.method ?? 'POST', TRIDENT_BODY: target.bodyFile, TRIDENT_HEADERS: Object.entries(target.headers).map(([k, v]) => `${k}:${v}`).join('\n') };
   return new Promise((resolve, reject) => {
     const child = spawn(command, rest, { env, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
