@@ -9,6 +9,7 @@
  *
  * Options: --batch N (32), --threads N (2), --rounds N (3), --steps N per round (5), --model seed|fashionloc|tiny.
  */
+import { benchBatch } from '../testing/bench-batch';
 import type { TaskVector } from '../model/tasks';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -18,8 +19,6 @@ import pino from 'pino';
 import { exportModel } from '../artifacts/export';
 import type { ServedManifest } from '../artifacts/manifest-schema';
 import { decodeCheckpoint } from '../artifacts/checkpoint';
-import { stackSamples, type Sample } from '../data/batch';
-import { mulberry32 } from '../base/random';
 import { serveConfig } from '../serve/config';
 import { startServer } from '../serve/server';
 import { initialState, planTrainStep, StepDriver } from '../runtime/step-driver';
@@ -36,18 +35,6 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 
-/** The same draw as web/src/bench.ts. */
-function benchBatch(size: number, shape: { channels: number; height: number; width: number }, classes: number) {
-  const random = mulberry32(12345);
-  const pixels = shape.channels * shape.height * shape.width;
-  const samples: Sample[] = Array.from({ length: size }, (_, i) => ({
-    image: Float32Array.from({ length: pixels }, () => random() * 4 - 2),
-    label: i % 4 === 3 ? -1 : Math.floor(random() * classes),
-    objectness: i % 4 === 3 ? 0 : 1,
-    box: [0.1, 0.2, 0.6, 0.7],
-  }));
-  return stackSamples(samples, pixels);
-}
 
 async function main(): Promise<void> {
   const batch = Number(option('batch', 32));
