@@ -105,10 +105,11 @@ describe('downloadFashionMnist', () => {
   });
 
   it('names why a mirror failed: a host that refuses, a body too large to be the file', async () => {
+    // The huge mirror holds its port first, so that the closed one cannot be handed the same port.
+    const huge = await mirror({ [`/fashion/${LABELS}.gz`]: HUGE });
     const closed = await mirror({});
     const refusing = closed.url;
     await new Promise((resolve) => closed.server.close(resolve));
-    const huge = await mirror({ [`/fashion/${LABELS}.gz`]: HUGE });
     const error = await downloadFashionMnist({ out, mirrors: [refusing, huge.url], files: [LABELS] }).catch((e: Error) => e.message);
     expect(error).toContain(`${LABELS}: no mirror had the official file:\n    ${refusing}${LABELS}.gz: fetch failed (ECONNREFUSED)\n`);
     expect(error).toContain(`    ${huge.url}${LABELS}.gz: ${70 * 1024 * 1024} bytes is more than the ${64 * 1024 * 1024} a Fashion-MNIST file can be\n`);

@@ -206,7 +206,7 @@ describe('TrainJob on FashionLoc', () => {
   it('a BatchNorm/residual model with warmup, label smoothing and geometric jitter: stop and resume equal the uninterrupted run, running statistics included; --from carries them', async () => {
     const bn = parseSpec({ ...TINY_RESIDUAL, heads: { classification: { labels: FASHION_LABELS }, detection: {}, box: {} } });
     const cfg = (name: string, extra: Partial<TrainConfig> = {}) =>
-      config(name, { spec: bn, data: { kind: 'fashionloc', trainCount: 128, valCount: 32 }, warmupSteps: 3, labelSmoothing: 0.1, translate: 0.1, scaleJitter: 0.15, ...extra });
+      config(name, { spec: bn, data: { kind: 'fashionloc', dir: fashionMnist, trainCount: 128, valCount: 32 }, warmupSteps: 3, labelSmoothing: 0.1, translate: 0.1, scaleJitter: 0.15, ...extra });
     const whole = await run(cfg('bn-straight'));
     expect(whole.steps).toHaveLength(8);
     expect(whole.steps.slice(0, 4).map((s) => s.lr)).toEqual([1e-2 / 3, 2e-2 / 3, 1e-2, 1e-2]);
