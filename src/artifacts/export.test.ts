@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { onnx } from 'onnx-proto';
 import { initBuffers, initParams, layout } from '../model/params';
 import { batchFeeds, maxAbsDiff, paramFeeds, randomBatch } from '../testing/batches';
 import { TINY_RESIDUAL } from '../testing/specs';
@@ -80,10 +81,32 @@ describe('exportModel', () => {
     const ckpt = await loadCheckpoint(path.join(dir, FILES.checkpoint));
     const expected = initParams(spec, 11);
     expect(ckpt.optimizer).toMatchObject({ step: 0, config: { name: 'sgd', momentum: 0.9 } });
-    const model = decodeModel(readFileSync(path.join(dir, FILES.infer)));
+    const model = decodeModel(readFileSync(path.join(dir, FILES.infer)), { readExternal: (file) => readFileSync(path.join(dir, file)) });
     const initializers = new Map(model.graph.initializers.map((i) => [i.name, i]));
     expect(firstBitDifference(expected, ckpt.params)).toBeUndefined();
     expect(firstBitDifference(expected, new Map([...expected.keys()].map((name) => [name, initializers.get(name)!.data as Float32Array])))).toBeUndefined();
+  });
+
+  it('keeps one copy of the weights: infer.onnx refers to the checkpoint\'s bytes and runs like a self-contained copy', async () => {
+    const manifest = await readManifest(dir);
+    expect(manifest.graphs.infer.weights).toBe(FILES.checkpoint);
+    const bytes = readFileSync(path.join(dir, FILES.infer));
+    expect(() => decodeModel(bytes)).toThrow(/its data is in checkpoint.safetensors; decode with readExternal/);
+    const model = decodeModel(bytes, { readExternal: (file) => readFileSync(path.join(dir, file)) });
+    const stored = onnx.ModelProto.decode(bytes).graph!.initializer!;
+    const external = stored.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL).map((t) => t.name);
+    expect(external.sort()).toEqual(layout(spec).params.map((p) => p.name).sort());
+    const selfContained = encodeModel(model);
+    const shared = await ort.InferenceSession.create(path.join(dir, FILES.infer), { intraOpNumThreads: 1 });
+    const whole = await ort.InferenceSession.create(selfContained, { intraOpNumThreads: 1 });
+    try {
+      const { image } = batchFeeds(spec, randomBatch(spec, 5, 3));
+      const [a, b] = [await shared.run({ image }), await whole.run({ image })];
+      for (const name of shared.outputNames) expect(maxAbsDiff(a[name].data as Float32Array, b[name].data as Float32Array)).toBe(0);
+    } finally {
+      await shared.release();
+      await whole.release();
+    }
   });
 
   describe('manifest checksums detect', () => {

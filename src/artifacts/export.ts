@@ -1,13 +1,17 @@
-/** Writes a model folder: infer.onnx, train_step.onnx, eval.onnx, checkpoint.safetensors, manifest.json. */
+/**
+ * Writes a model folder: checkpoint.safetensors, infer.onnx (its weights are the checkpoint's bytes,
+ * referred to as ONNX external data: one copy on disk), train_step.onnx, eval.onnx, manifest.json.
+ */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { encodeModel } from '../onnx/serialize';
+import { encodeModel, type EncodeOptions, type ExternalLocation } from '../onnx/serialize';
 import { DEFAULT_OPSET } from '../onnx/ir';
 import { DEFAULT_OPTIMIZER, type OptimizerName } from '../model/optimizers';
 import { builtinSpec, type ModelSpec } from '../model/spec';
 import type { Task } from '../model/tasks';
 import type { WeightingChoice } from '../model/weighting/index';
-import { emptyOptimizerState, freshCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint';
+import { emptyOptimizerState, encodeCheckpoint, freshCheckpoint, type Checkpoint } from './checkpoint';
+import { tensorLocations } from './safetensors';
 import { writeFileAtomic } from './files';
 import { buildEvalGraph, buildInferGraph, buildTrainStepGraph, type BuiltGraph } from './graphs';
 import { BOX_ENCODING, inputInfo, recordFile, writeManifest, MANIFEST_FORMAT, type Manifest } from './manifest';
@@ -47,6 +51,24 @@ function graphInfo(file: string, g: BuiltGraph) {
   return { file, inputs: g.inputs, outputs: g.outputs };
 }
 
+/**
+ * The initializers of `graph` whose bytes the checkpoint holds under the same name: infer.onnx
+ * refers to them there (ONNX external data) instead of carrying a second copy of the weights.
+ */
+function sharedWeights(graph: BuiltGraph, checkpointBytes: Uint8Array): Map<string, ExternalLocation> {
+  const locations = tensorLocations(checkpointBytes);
+  const shared = new Map<string, ExternalLocation>();
+  for (const t of graph.model.graph.initializers) {
+    const at = locations.get(t.name);
+    if (!at || t.dtype !== 'float32' || at.length !== t.data.byteLength) continue;
+    const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    const stored = checkpointBytes.subarray(at.offset, at.offset + at.length);
+    if (!bytes.every((b, i) => b === stored[i])) continue;
+    shared.set(t.name, { location: FILES.checkpoint, ...at });
+  }
+  return shared;
+}
+
 export async function exportModel(opts: ExportOptions): Promise<Manifest> {
   const spec = typeof opts.spec === 'string' ? builtinSpec(opts.spec) : opts.spec;
   const optimizerName = opts.checkpoint?.optimizer?.config.name ?? opts.optimizer ?? 'adam';
@@ -72,18 +94,20 @@ export async function exportModel(opts: ExportOptions): Promise<Manifest> {
     createdAt: new Date().toISOString(),
   };
 
-  const writeGraph = async (key: string, file: string, g: BuiltGraph) => {
-    await writeFileAtomic(path.join(dir, file), encodeModel(g.model));
-    manifest.graphs[key] = graphInfo(file, g);
+  const checkpointBytes = encodeCheckpoint(checkpoint);
+  await writeFileAtomic(path.join(dir, FILES.checkpoint), checkpointBytes);
+  await recordFile(dir, manifest, FILES.checkpoint);
+  const writeGraph = async (key: string, file: string, g: BuiltGraph, opts: EncodeOptions = {}) => {
+    await writeFileAtomic(path.join(dir, file), encodeModel(g.model, opts));
+    manifest.graphs[key] = opts.external?.size ? { ...graphInfo(file, g), weights: FILES.checkpoint } : graphInfo(file, g);
     await recordFile(dir, manifest, file);
   };
-  await writeGraph('infer', FILES.infer, buildInferGraph(spec, checkpoint.params, checkpoint.buffers));
+  const infer = buildInferGraph(spec, checkpoint.params, checkpoint.buffers);
+  await writeGraph('infer', FILES.infer, infer, { external: sharedWeights(infer, checkpointBytes) });
   if (training) {
     await writeGraph('train_step', FILES.trainStep, buildTrainStepGraph(spec, { optimizer, weighting: opts.weighting, tasks: opts.tasks }));
     await writeGraph('eval', FILES.eval, buildEvalGraph(spec));
   }
-  await saveCheckpoint(path.join(dir, FILES.checkpoint), checkpoint);
-  await recordFile(dir, manifest, FILES.checkpoint);
   // The manifest goes last: a folder whose manifest exists is complete.
   await writeManifest(dir, manifest);
   return manifest;

@@ -16,6 +16,8 @@ const GraphInfoSchema = z.object({
   file: z.string(),
   inputs: z.array(TensorInfoSchema),
   outputs: z.array(TensorInfoSchema),
+  /** The folder's file that holds this graph's weights (ONNX external data), when they are not inside it. */
+  weights: z.string().optional(),
 });
 
 export const ManifestSchema = z.object({

@@ -89,3 +89,16 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'checkpoint'): Saf
   if (typeof metadata !== 'object' || metadata === null || Object.values(metadata).some((v) => typeof v !== 'string')) fail('__metadata__ is not an object of strings');
   return { tensors, metadata };
 }
+
+/** Where each tensor's bytes lie in an encoded file: absolute offset and length, for ONNX external data. */
+export function tensorLocations(bytes: Uint8Array): Map<string, { offset: number; length: number }> {
+  const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<string, { data_offsets?: [number, number] }>;
+  const locations = new Map<string, { offset: number; length: number }>();
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__' || !entry.data_offsets) continue;
+    const [begin, end] = entry.data_offsets;
+    locations.set(name, { offset: 8 + headerLength + begin, length: end - begin });
+  }
+  return locations;
+}

@@ -2,7 +2,6 @@
  * Inference latency of several model folders side by side: their infer.onnx sessions take turns
  * call by call, so that all of them meet the same machine, and each is reported against the first.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { FILES } from '../artifacts/export';
@@ -28,7 +27,7 @@ export async function benchInfer(opts: InferBenchOptions): Promise<InferBenchRes
   try {
     for (const dir of opts.models) {
       const manifest = await readManifest(dir, { verify: true });
-      const { session } = await createSession(await readFile(path.join(dir, FILES.infer)), { threads: opts.threads });
+      const { session } = await createSession(path.join(dir, FILES.infer), { threads: opts.threads });
       const { channels, height, width } = manifest.input;
       const random = mulberry32(1);
       const image = new ort.Tensor('float32', new Float32Array(opts.batch * channels * height * width).map(() => random() * 4 - 2), [opts.batch, channels, height, width]);

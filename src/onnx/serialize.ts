@@ -31,16 +31,58 @@ function rawBytes(t: TensorValue): Uint8Array {
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
 
-function encodeTensor(name: string, t: TensorValue): onnx.ITensorProto {
-  return { name, dims: t.dims, dataType: DTYPE_TO_ONNX[t.dtype], rawData: rawBytes(t) };
+/** Where an initializer's bytes lie in another file of the model's folder (ONNX external data). */
+export interface ExternalLocation {
+  location: string;
+  offset: number;
+  length: number;
 }
 
-function decodeTensor(p: onnx.ITensorProto): Initializer {
+export interface EncodeOptions {
+  /** Initializers stored outside the model file, by name; the bytes there must be the tensor's own. */
+  external?: ReadonlyMap<string, ExternalLocation>;
+}
+
+export interface DecodeOptions {
+  /** The bytes of a file that external data names; without it, such tensors are an error. */
+  readExternal?: (location: string) => Uint8Array;
+}
+
+function encodeTensor(name: string, t: TensorValue, external?: ExternalLocation): onnx.ITensorProto {
+  if (!external) return { name, dims: t.dims, dataType: DTYPE_TO_ONNX[t.dtype], rawData: rawBytes(t) };
+  return {
+    name,
+    dims: t.dims,
+    dataType: DTYPE_TO_ONNX[t.dtype],
+    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    externalData: [
+      { key: 'location', value: external.location },
+      { key: 'offset', value: String(external.offset) },
+      { key: 'length', value: String(external.length) },
+    ],
+  };
+}
+
+function externalBytes(p: onnx.ITensorProto, opts: DecodeOptions): Uint8Array {
+  const entry = (key: string) => p.externalData?.find((e) => e.key === key)?.value ?? '';
+  if (!opts.readExternal) throw new Error(`tensor ${p.name}: its data is in ${entry('location')}; decode with readExternal`);
+  const file = opts.readExternal(entry('location'));
+  const offset = Number(entry('offset') || 0);
+  const length = Number(entry('length') || file.length - offset);
+  if (!(offset >= 0 && offset + length <= file.length)) throw new Error(`tensor ${p.name}: external data past the end of ${entry('location')}`);
+  return file.subarray(offset, offset + length);
+}
+
+function decodeTensor(p: onnx.ITensorProto, opts: DecodeOptions = {}): Initializer {
   const dtype = ONNX_TO_DTYPE.get(p.dataType ?? 0);
   if (!dtype) throw new Error(`tensor ${p.name}: unsupported data type ${p.dataType}`);
   const dims = (p.dims ?? []).map(toLong);
   const data = dtypeArray(dtype, numel(dims));
-  if (p.rawData && p.rawData.length > 0) {
+  if (p.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
+    const bytes = externalBytes(p, opts);
+    if (bytes.length !== data.byteLength) throw new Error(`tensor ${p.name}: external data holds ${bytes.length} bytes, shape needs ${data.byteLength}`);
+    new Uint8Array(data.buffer).set(bytes);
+  } else if (p.rawData && p.rawData.length > 0) {
     if (p.rawData.length !== data.byteLength) {
       throw new Error(`tensor ${p.name}: raw data holds ${p.rawData.length} bytes, shape needs ${data.byteLength}`);
     }
@@ -133,41 +175,41 @@ function decodeNode(p: onnx.INodeProto): Node {
   };
 }
 
-export function encodeGraph(g: Graph): onnx.IGraphProto {
+export function encodeGraph(g: Graph, opts: EncodeOptions = {}): onnx.IGraphProto {
   return {
     name: g.name,
     input: g.inputs.map(encodeValueInfo),
     output: g.outputs.map(encodeValueInfo),
     node: g.nodes.map(encodeNode),
-    initializer: g.initializers.map((t) => encodeTensor(t.name, t)),
+    initializer: g.initializers.map((t) => encodeTensor(t.name, t, opts.external?.get(t.name))),
     valueInfo: (g.valueInfo ?? []).map(encodeValueInfo),
   };
 }
 
-export function decodeGraph(p: onnx.IGraphProto): Graph {
+export function decodeGraph(p: onnx.IGraphProto, opts: DecodeOptions = {}): Graph {
   return {
     name: p.name ?? '',
     inputs: (p.input ?? []).map(decodeValueInfo),
     outputs: (p.output ?? []).map(decodeValueInfo),
     nodes: (p.node ?? []).map(decodeNode),
-    initializers: (p.initializer ?? []).map(decodeTensor),
+    initializers: (p.initializer ?? []).map((t) => decodeTensor(t, opts)),
     valueInfo: (p.valueInfo ?? []).map(decodeValueInfo),
   };
 }
 
-export function encodeModel(m: Model): Uint8Array {
+export function encodeModel(m: Model, opts: EncodeOptions = {}): Uint8Array {
   const proto: onnx.IModelProto = {
     irVersion: m.irVersion,
     producerName: m.producerName,
     producerVersion: m.producerVersion,
     opsetImport: [{ domain: '', version: m.opset }],
-    graph: encodeGraph(m.graph),
+    graph: encodeGraph(m.graph, opts),
     metadataProps: Object.entries(m.metadata).map(([key, value]) => ({ key, value })),
   };
   return onnx.ModelProto.encode(proto).finish();
 }
 
-export function decodeModel(bytes: Uint8Array): Model {
+export function decodeModel(bytes: Uint8Array, opts: DecodeOptions = {}): Model {
   let p: onnx.ModelProto;
   try {
     p = onnx.ModelProto.decode(bytes);
@@ -183,7 +225,7 @@ export function decodeModel(bytes: Uint8Array): Model {
     opset: toLong(opset),
     producerName: p.producerName ?? '',
     producerVersion: p.producerVersion ?? '',
-    graph: decodeGraph(p.graph),
+    graph: decodeGraph(p.graph, opts),
     metadata,
   };
 }

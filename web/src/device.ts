@@ -28,7 +28,10 @@ async function inferenceSession(model: string, version: string | undefined, back
   if (!session) {
     session = (async () => {
       const ort = await loadOrt(backend);
-      return ort.InferenceSession.create(await verifiedFile(manifest, manifest.graphs.infer.file), sessionOptions(backend));
+      const graph = manifest.graphs.infer;
+      // A model folder's infer.onnx may keep its weights in the checkpoint (ONNX external data).
+      const externalData = graph.weights ? [{ path: graph.weights, data: await verifiedFile(manifest, graph.weights) }] : undefined;
+      return ort.InferenceSession.create(await verifiedFile(manifest, graph.file), { ...sessionOptions(backend), ...(externalData ? { externalData } : {}) });
     })();
     session.catch(() => sessions.delete(key));
     sessions.set(key, session);
