@@ -1,8 +1,9 @@
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { readManifest } from '../artifacts/manifest';
 import { builtinSpec, FASHION_LABELS } from '../model/spec';
 import { makeRepository } from '../runtime/testing/repository';
 import { SERVER_NODE_FLAGS } from '../serve/node-flags';
@@ -223,6 +224,17 @@ describe('train, eval and predict on a tiny model', () => {
     expect(stdout).toContain(path.join(out, 'infer.onnx'));
     expect(readFileSync(path.join(out, 'infer.onnx')).equals(readFileSync(path.join(model(), 'infer.onnx')))).toBe(true);
     expect(existsSync(path.join(out, 'train_step.onnx'))).toBe(false);
+  });
+
+  it('export --from FOLDER --name --weights-only keeps metrics and lineage, renames, and ships the weights alone', async () => {
+    const out = path.join(tmp, 'renamed');
+    const { code, stderr } = await trident(['export', '--from', model(), '--out', out, '--no-training', '--weights-only', '--name', 'shipped']);
+    expect([code, stderr]).toEqual([0, '']);
+    const [source, renamed] = [await readManifest(model()), await readManifest(out)];
+    expect(renamed.name).toBe('shipped');
+    expect(renamed.metrics).toEqual(source.metrics);
+    expect(renamed.lineage).toEqual({ ...source.lineage, exportedFrom: model() });
+    expect(statSync(path.join(out, 'checkpoint.safetensors')).size).toBeLessThan(statSync(path.join(model(), 'checkpoint.safetensors')).size);
   });
 
   it('Ctrl-C (SIGINT) during train finishes the step, writes a checkpoint and exits with 130; --resume continues', async () => {

@@ -38,6 +38,12 @@ import { runServeBenchmark, type ServeBenchResult } from '../serve';
 import { median, randomBatch } from '../train';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
+/** The embedded default model and how it was trained (README, "The embedded default model"): a real `train` phase continues it. */
+const DEFAULT_MODEL = {
+  folder: 'models/fashionloc/2',
+  arch: 'fashionloc-res',
+  hyper: { taskWeights: [1, 1, 5] as [number, number, number], optimizer: 'adamw' as const, weightDecay: 0.01, labelSmoothing: 0.1, translate: 0.1, scaleJitter: 0.1 },
+};
 const HYPER: StepHyper = { lr: 1e-3, weightDecay: 0, clipNorm: 0, taskWeights: [1, 1, 1] };
 /** The issue's tolerance for CUDA against CPU after three steps. */
 const TOLERANCE = 1e-4;
@@ -271,7 +277,7 @@ async function serve(args: Args): Promise<void> {
 async function train(args: Args): Promise<void> {
   const work = mkdtempSync(path.join(os.tmpdir(), 'trident-gpu-train-'));
   try {
-    const spec = builtinSpec('fashionloc');
+    const spec = builtinSpec(DEFAULT_MODEL.arch);
     let dataDir: string | undefined;
     try {
       dataDir = findFashionMnistDir('train', process.env.TRIDENT_FASHION_MNIST_TRAIN);
@@ -283,7 +289,7 @@ async function train(args: Args): Promise<void> {
     let mode: string;
     if (real) {
       data = { kind: 'fashionloc', dir: dataDir };
-      mode = 'FashionLoc from the Fashion-MNIST training split, continuing models/fashionloc/1';
+      mode = `FashionLoc from the Fashion-MNIST training split, continuing ${DEFAULT_MODEL.folder}`;
     } else {
       const test = await loadFashionMnistSplit('test');
       const out = path.join(work, 'canvases');
@@ -302,7 +308,7 @@ async function train(args: Args): Promise<void> {
       lr: real ? 4e-4 : DEFAULTS.lr,
       device: args.device,
       threads: 0,
-      ...(real ? { from: path.join(ROOT, 'models', 'fashionloc', '1'), taskWeights: [1, 1, 10] as [number, number, number] } : {}),
+      ...(real ? { from: path.join(ROOT, DEFAULT_MODEL.folder), ...DEFAULT_MODEL.hyper } : {}),
     });
     const rates: number[] = [];
     let provider = '';
@@ -328,7 +334,7 @@ async function train(args: Args): Promise<void> {
 async function exportTrained(args: Args, spec: ModelSpec, trainDir: string): Promise<unknown> {
   const dir = path.join(trainDir, 'export', 'fashionloc', 'gpu');
   const checkpoint = await loadCheckpoint(path.join(trainDir, 'checkpoint.safetensors'));
-  await exportModel({ spec, outDir: dir, checkpoint, training: false, name: 'fashionloc', lineage: { from: 'models/fashionloc/1', trainedOn: args.device } });
+  await exportModel({ spec, outDir: dir, checkpoint, training: false, name: 'fashionloc', lineage: { from: DEFAULT_MODEL.folder, trainedOn: args.device } });
   const test = fashionLocDataset({ test: await loadFashionMnistSplit('test') }, spec.input, 'test', { seed: FASHIONLOC_EVAL_SEED, count: 10_000 });
   const { metrics } = await evaluateModel(dir, test, { device: args.device });
   if (args.out) spawnSync('sh', ['-c', `tar -C "${path.dirname(dir)}" -cf - gpu | xz -6 > "${path.join(args.out, 'model.tar.xz')}"`]);

@@ -39,6 +39,7 @@ export function register(program: Command): void {
     .option('--optimizer <name>', describeChoices(OPTIMIZERS), 'adam')
     .option('--seed <n>', 'initialisation seed', '0')
     .option('--no-training', 'write only infer.onnx, the checkpoint and the manifest')
+    .option('--name <name>', "the model's name in its manifest (default: the --from model's, else the architecture's)")
     .option('--weights-only', 'leave the optimizer state out of the checkpoint (a smaller file to ship)')
     .action(async (opts) => {
       if (!opts.arch && !opts.from) throw new Error('give --arch or --from');
@@ -56,7 +57,7 @@ export function register(program: Command): void {
         optimizer: parseOptimizer(opts.optimizer),
         training: opts.training,
         checkpoint,
-        name: source?.name,
+        name: opts.name ?? source?.name,
         metrics: source?.metrics,
         lineage: source ? { ...source.lineage, exportedFrom: opts.from } : undefined,
       });
