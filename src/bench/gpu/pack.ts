@@ -6,8 +6,9 @@
  *   npm run gpu:pack [-- --arch 90] [-- --keep-contrib]
  *
  * - node.xz: this Node.js binary, symbols stripped;
- * - node_modules.tar.xz: the production dependencies, Linux x64 binaries only, no type
- *   declarations, source maps or markdown, and of onnxruntime-web (the web app's) only its entry;
+ * - node_modules.tar.xz: the production dependencies, Linux x64 binaries only, no TypeScript,
+ *   source maps, markdown or packages' own tests and examples, and of onnxruntime-web (the web
+ *   app's) only its entry;
  * - dist.tar.xz: the build without tests and source maps;
  * - provider.tar.xz: the CUDA provider for one GPU architecture (sm_90: H100/H200). In its
  *   .nv_fatbin every other architecture's code is zeroed, and so are the containers whose kernels
@@ -103,7 +104,8 @@ function dependencyFiles(): string[] {
   const listing = run('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT }).toString();
   const packages = [...new Set(listing.split('\n').filter((l) => l.includes(`${path.sep}node_modules${path.sep}`)))];
   const skip = (rel: string) =>
-    /\.(d\.[cm]?ts|map|md|markdown)$/i.test(rel) ||
+    /\.([cm]?ts|map|md|markdown)$/i.test(rel) || // TypeScript (sources and declarations), source maps, docs
+    /(^|\/)node_modules\/(@[^/]+\/)?[^/]+\/(test|tests|__tests__|example|examples)\//.test(rel) ||
     (rel.startsWith('node_modules/onnxruntime-node/bin/') && !/bin\/napi-v6\/linux\/x64\/(libonnxruntime\.so\.1|onnxruntime_binding\.node)$/.test(rel)) ||
     // The browser's runtime (143 MB of wasm) serves only the web app, which the GPU run does not use.
     (rel.startsWith('node_modules/onnxruntime-web/') && !/^node_modules\/onnxruntime-web\/(package\.json|dist\/ort\.node\.min\.js)$/.test(rel));
