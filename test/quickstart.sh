@@ -120,7 +120,7 @@ done
 
 samples="$work/samples"
 [[ "$(find "$samples/images" -name '*.png' | wc -l)" -eq 4 && -s "$samples/annotations.jsonl" ]] || fail "data fashionloc did not write 4 PNGs and annotations.jsonl into $samples"
-node - "${outputs[1]}" "$clone/models/fashionloc/2/manifest.json" "$samples/annotations.jsonl" <<'EOF' || fail "the /predict answer lacks class, objectness or box"
+node - "${outputs[1]}" "$clone/models/fashionloc/3/manifest.json" "$samples/annotations.jsonl" <<'EOF' || fail "the /predict answer lacks class, objectness or box"
 const fs = require('node:fs');
 const [answer, manifestFile, annotations] = process.argv.slice(2);
 const labels = JSON.parse(fs.readFileSync(manifestFile, 'utf8')).labels;
@@ -128,7 +128,7 @@ const labels = JSON.parse(fs.readFileSync(manifestFile, 'utf8')).labels;
 const p = JSON.parse(answer);
 const unit = (x) => typeof x === 'number' && x >= 0 && x <= 1;
 const problems = [];
-if (p.model_name !== 'fashionloc' || p.model_version !== '2') problems.push(`model ${p.model_name} version ${p.model_version}`);
+if (p.model_name !== 'fashionloc' || p.model_version !== '3') problems.push(`model ${p.model_name} version ${p.model_version}`);
 if (!p || !labels.includes(p.class?.label) || !unit(p.class.score)) problems.push(`class: ${JSON.stringify(p?.class)}`);
 if (!p || typeof p.object?.present !== 'boolean' || !unit(p.object.score)) problems.push(`objectness: ${JSON.stringify(p?.object)}`);
 const b = p.box ?? {};

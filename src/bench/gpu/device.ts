@@ -40,7 +40,7 @@ import { median, randomBatch } from '../train';
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 /** The embedded default model and how it was trained (README, "The embedded default model"): a real `train` phase continues it. */
 const DEFAULT_MODEL = {
-  folder: 'models/fashionloc/2',
+  folder: 'models/fashionloc/3',
   arch: 'fashionloc-res',
   hyper: { taskWeights: [1, 1, 5] as [number, number, number], optimizer: 'adamw' as const, weightDecay: 0.01, labelSmoothing: 0.1, translate: 0.1, scaleJitter: 0.1 },
 };

@@ -98,7 +98,7 @@ export function register(program: Command): void {
   bench
     .command('infer')
     .description('infer.onnx latency of model folders side by side (calls alternate between them), each against the first')
-    .argument('<models...>', 'model folders, e.g. models/fashionloc/2 runs/new-model')
+    .argument('<models...>', 'model folders, e.g. models/fashionloc/3 runs/new-model')
     .option('--batch <n>', 'batch size', '1')
     .option('--threads <n>', 'ONNX Runtime threads per session', '1')
     .option('--calls <n>', 'timed calls per model', '500')

@@ -40,7 +40,7 @@ describe('trident doctor, setup cuda and --device from the command line', () => 
   });
 
   it('an unknown --device is refused with the valid names', async () => {
-    const { code, stderr } = await trident(['predict', path.join(ROOT, 'models', 'fashionloc', '2'), path.join(tmp, 'none.png'), '--device', 'gpu']);
+    const { code, stderr } = await trident(['predict', path.join(ROOT, 'models', 'fashionloc', '3'), path.join(tmp, 'none.png'), '--device', 'gpu']);
     expect(code).toBe(1);
     expect(stderr).toContain('trident: unknown device "gpu"; valid: cpu, cuda, auto');
   });

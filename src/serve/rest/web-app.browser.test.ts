@@ -60,7 +60,7 @@ describeWithChromium('web app in Chromium', (executable) => {
   beforeAll(async () => {
     root = mkdtempSync(path.join(os.tmpdir(), 'trident-web-'));
     await exportModel({ spec: 'tiny', outDir: path.join(root, 'tiny', '1'), training: false, seed: 1, name: 'tiny' });
-    await fs.cp(path.join(REPO, 'models', 'fashionloc', '2'), path.join(root, 'fashionloc', '2'), { recursive: true });
+    await fs.cp(path.join(REPO, 'models', 'fashionloc', '3'), path.join(root, 'fashionloc', '3'), { recursive: true });
     data = await makeLabelledSet(path.join(root, '..', path.basename(root) + '-data'), 24, 16);
     [server, browser] = await Promise.all([
       startServer(serveConfig({ models: root, host: '127.0.0.1', httpPort: 0, grpcPort: undefined, threads: 1, maxBatch: 8, finetune: testConfig() }), pino({ level: 'silent' })),
