@@ -7,9 +7,9 @@
  * comes from the caller (node:crypto on the server, a JavaScript one in the browser).
  */
 import { parseOptimizer, stateSuffixes, type OptimizerConfig } from '../model/optimizers';
-import { initBuffers, initParams, layout, type BufferValue } from '../model/params';
+import { initBuffers, initParams, layout, type BufferDef, type BufferValue } from '../model/params';
 import { parseSpec, type ModelSpec } from '../model/spec';
-import { decodeSafetensors, encodeSafetensors, type SafeTensor } from './safetensors';
+import { decodeSafetensors, encodeSafetensors, type SafeDType, type SafeTensor } from './safetensors';
 
 export const CHECKPOINT_FORMAT = 'trident-checkpoint/1';
 const OPTIM_PREFIX = 'optim.';
@@ -43,6 +43,9 @@ export interface CheckpointCodec {
   producer: string;
 }
 
+/** The safetensors dtype a buffer is stored as. */
+const bufferDType = (d: BufferDef): SafeDType => (d.dtype === 'int64' ? 'I64' : 'F32');
+
 /** SHA-256 over every tensor (name, dtype, shape, bytes) and every other metadata entry, so any flipped byte shows. */
 function dataChecksum(codec: CheckpointCodec, tensors: Map<string, SafeTensor>, metadata: Record<string, string>): string {
   const hash = codec.sha256();
@@ -59,18 +62,19 @@ function dataChecksum(codec: CheckpointCodec, tensors: Map<string, SafeTensor>, 
 
 export function encodeCheckpointWith(codec: CheckpointCodec, ckpt: Checkpoint): Uint8Array {
   const tensors = new Map<string, SafeTensor>();
-  for (const p of layout(ckpt.spec).params) {
+  const { params, buffers } = layout(ckpt.spec);
+  for (const p of params) {
     const data = ckpt.params.get(p.name);
     if (!data) throw new Error(`checkpoint: missing parameter ${p.name}`);
     tensors.set(p.name, { dtype: 'F32', shape: p.shape, data });
   }
-  for (const d of layout(ckpt.spec).buffers) {
+  for (const d of buffers) {
     const data = ckpt.buffers.get(d.name);
     if (!data) throw new Error(`checkpoint: missing buffer ${d.name}`);
-    tensors.set(d.name, { dtype: d.dtype === 'int64' ? 'I64' : 'F32', shape: d.shape, data });
+    tensors.set(d.name, { dtype: bufferDType(d), shape: d.shape, data });
   }
   if (ckpt.optimizer) {
-    const shapes = new Map(layout(ckpt.spec).params.map((p) => [p.name, p.shape]));
+    const shapes = new Map(params.map((p) => [p.name, p.shape]));
     for (const [key, data] of ckpt.optimizer.state) {
       const param = key.slice(0, key.lastIndexOf('.'));
       tensors.set(OPTIM_PREFIX + key, { dtype: 'F32', shape: shapes.get(param) ?? [data.length], data });
@@ -94,8 +98,9 @@ export function decodeCheckpointWith(codec: CheckpointCodec, bytes: Uint8Array, 
   if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${source}: not a Trident checkpoint (format ${meta.format ?? 'missing'})`);
   if (meta.sha256 !== dataChecksum(codec, file.tensors, meta)) throw new Error(`${source}: checksum mismatch, the checkpoint is corrupt`);
   const spec = parseSpec(parseJson(meta.spec, 'spec', source), source);
+  const defs = layout(spec);
   const params = new Map<string, Float32Array>();
-  for (const p of layout(spec).params) {
+  for (const p of defs.params) {
     const t = file.tensors.get(p.name);
     if (!t || t.dtype !== 'F32' || t.shape.join() !== p.shape.join()) {
       throw new Error(`${source}: parameter ${p.name} missing or not of shape [${p.shape}]`);
@@ -103,9 +108,9 @@ export function decodeCheckpointWith(codec: CheckpointCodec, bytes: Uint8Array, 
     params.set(p.name, t.data as Float32Array);
   }
   const buffers = new Map<string, BufferValue>();
-  for (const d of layout(spec).buffers) {
+  for (const d of defs.buffers) {
     const t = file.tensors.get(d.name);
-    if (!t || t.dtype !== (d.dtype === 'int64' ? 'I64' : 'F32') || t.shape.join() !== d.shape.join()) {
+    if (!t || t.dtype !== bufferDType(d) || t.shape.join() !== d.shape.join()) {
       throw new Error(`${source}: buffer ${d.name} missing or not ${d.dtype} of shape [${d.shape}]`);
     }
     buffers.set(d.name, t.data as BufferValue);
@@ -139,8 +144,10 @@ function parseJson(text: string | undefined, entry: string, source: string): unk
 
 /** Describes how two specs differ, or returns undefined when they are the same architecture. */
 export function specDifference(a: ModelSpec, b: ModelSpec): string | undefined {
-  const pa = layout(a).params;
-  const pb = layout(b).params;
+  const la = layout(a);
+  const lb = layout(b);
+  const pa = la.params;
+  const pb = lb.params;
   const diffs: string[] = [];
   if (a.input.channels !== b.input.channels || a.input.height !== b.input.height || a.input.width !== b.input.width) {
     diffs.push(`input ${a.input.channels}×${a.input.height}×${a.input.width} vs ${b.input.channels}×${b.input.height}×${b.input.width}`);
@@ -152,8 +159,8 @@ export function specDifference(a: ModelSpec, b: ModelSpec): string | undefined {
     else if (other !== p.shape.join('×')) diffs.push(`${p.name} is ${p.shape.join('×')} vs ${other}`);
   }
   if (pa.length !== pb.length) diffs.push(`${pa.length} vs ${pb.length} parameter tensors`);
-  const ba = layout(a).buffers.map((d) => d.name).join();
-  const bb = layout(b).buffers.map((d) => d.name).join();
+  const ba = la.buffers.map((d) => d.name).join();
+  const bb = lb.buffers.map((d) => d.name).join();
   if (ba !== bb) diffs.push(`buffers ${ba || 'none'} vs ${bb || 'none'}`);
   return diffs.length ? diffs.slice(0, 5).join('; ') : undefined;
 }

@@ -14,7 +14,7 @@ import { emptyOptimizerState, encodeCheckpoint, freshCheckpoint, type Checkpoint
 import { tensorLocations } from './safetensors';
 import { writeFileAtomic } from './files';
 import { buildEvalGraph, buildInferGraph, buildTrainStepGraph, type BuiltGraph } from './graphs';
-import { BOX_ENCODING, inputInfo, recordFile, writeManifest, MANIFEST_FORMAT, type Manifest } from './manifest';
+import { BOX_ENCODING, inputInfo, recordBytes, writeManifest, MANIFEST_FORMAT, type Manifest } from './manifest';
 import { ORT_VERSION, TRIDENT_VERSION } from './version';
 
 export const FILES = {
@@ -96,11 +96,12 @@ export async function exportModel(opts: ExportOptions): Promise<Manifest> {
 
   const checkpointBytes = encodeCheckpoint(checkpoint);
   await writeFileAtomic(path.join(dir, FILES.checkpoint), checkpointBytes);
-  await recordFile(dir, manifest, FILES.checkpoint);
-  const writeGraph = async (key: string, file: string, g: BuiltGraph, opts: EncodeOptions = {}) => {
-    await writeFileAtomic(path.join(dir, file), encodeModel(g.model, opts));
-    manifest.graphs[key] = opts.external?.size ? { ...graphInfo(file, g), weights: FILES.checkpoint } : graphInfo(file, g);
-    await recordFile(dir, manifest, file);
+  recordBytes(manifest, FILES.checkpoint, checkpointBytes);
+  const writeGraph = async (key: string, file: string, g: BuiltGraph, encodeOpts: EncodeOptions = {}) => {
+    const bytes = encodeModel(g.model, encodeOpts);
+    await writeFileAtomic(path.join(dir, file), bytes);
+    manifest.graphs[key] = encodeOpts.external?.size ? { ...graphInfo(file, g), weights: FILES.checkpoint } : graphInfo(file, g);
+    recordBytes(manifest, file, bytes);
   };
   const infer = buildInferGraph(spec, checkpoint.params, checkpoint.buffers);
   await writeGraph('infer', FILES.infer, infer, { external: sharedWeights(infer, checkpointBytes) });

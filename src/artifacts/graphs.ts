@@ -7,7 +7,7 @@ import { buildLosses, buildTotalLoss, type BatchInputs } from '../model/losses';
 import { buildOptimizer, stateSuffixes, type OptimizerConfig } from '../model/optimizers';
 import { layout, type BufferDef, type BufferValue, type ParamDef } from '../model/params';
 import type { ModelSpec } from '../model/spec';
-import { TASKS, type Task } from '../model/tasks';
+import { TASK_COUNT, TASKS, type Task } from '../model/tasks';
 import { WEIGHTING_ROLES } from '../model/weighting/graph';
 import { STATIC_WEIGHTING, weightingStrategy, type WeightingChoice } from '../model/weighting/index';
 import { stack } from '../model/weighting/scalars';
@@ -278,7 +278,7 @@ export function buildEvalGraph(spec: ModelSpec): BuiltGraph {
   const batch = addBatchInputs(b);
   addParamInputs(b, all);
   addBufferInputs(b, buffers);
-  const taskWeights = b.input(IO.taskWeights, 'float32', [3]);
+  const taskWeights = b.input(IO.taskWeights, 'float32', [TASK_COUNT]);
   const heads = buildForward(b, spec, image, (n) => n, 'eval');
   const losses = buildLosses(b, heads, batch, spec.heads.classification.labels.length);
   const total = buildTotalLoss(b, losses.taskLosses, taskWeights);

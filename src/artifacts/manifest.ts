@@ -10,10 +10,14 @@ export async function writeManifest(dir: string, manifest: Manifest): Promise<vo
   await writeFileAtomic(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
 }
 
-/** Records size and checksum of `file` (relative to `dir`) in the manifest. */
-export async function recordFile(dir: string, manifest: Pick<Manifest, 'files'>, file: string): Promise<void> {
-  const bytes = await fs.readFile(path.join(dir, file));
+/** Records size and checksum of `file` in the manifest, from `bytes`, the contents it was written with. */
+export function recordBytes(manifest: Pick<Manifest, 'files'>, file: string, bytes: Uint8Array): void {
   manifest.files[file] = { sha256: sha256(bytes), bytes: bytes.length };
+}
+
+/** Records size and checksum of `file` (relative to `dir`) in the manifest, reading it back. */
+export async function recordFile(dir: string, manifest: Pick<Manifest, 'files'>, file: string): Promise<void> {
+  recordBytes(manifest, file, await fs.readFile(path.join(dir, file)));
 }
 
 /** Reads and validates manifest.json; with `verify`, checks every listed file's size and checksum. */

@@ -19,6 +19,7 @@ import { exportModel } from '../artifacts/export';
 import { readManifest, type Manifest } from '../artifacts/manifest';
 import { parseProvider, type ProviderName } from '../runtime/execution-providers';
 import { table } from '../base/table';
+import { parseNumber } from '../base/flags';
 import type { ServeConfig } from '../serve/config';
 import { runChild, sampleTensor, startChild, type ChildJob, type LoadShape, type TensorShape } from './serve-child';
 import type { Measurement } from './serve-measure';
@@ -259,7 +260,7 @@ function parseArgs(argv: string[]): Partial<ServeBenchOptions> & { json?: boolea
       case '--instances': out.instances = number('--instances'); break;
       case '--max-batch': out.maxBatch = number('--max-batch'); break;
       case '--seconds': out.seconds = number('--seconds'); break;
-      case '--concurrency': out.concurrencies = value().split(',').map(Number); break;
+      case '--concurrency': out.concurrencies = value().split(',').map((c) => parseNumber(c, '--concurrency', { integer: true, min: 1 })); break;
       case '--server-cpus': out.serverCpus = value(); break;
       case '--client-cpus': out.clientCpus = value(); break;
       case '--no-pin': out.pin = false; break;

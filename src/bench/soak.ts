@@ -5,13 +5,14 @@
  *
  *   node dist/bench/soak.js [--minutes 10] [--warm-up 60] [--connections 32] [--sample 5]
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { startServeProcess } from '../serve/testing/process';
 import { table } from '../base/table';
+import { parseNumber } from '../base/flags';
 import { runWrk, wrkAvailable, type WrkReport } from './serve-wrk';
 
 const MODELS = path.join(__dirname, '..', '..', 'models');
@@ -62,10 +63,13 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { minutes: { type: 'string', default: '10' }, 'warm-up': { type: 'string', default: '60' }, connections: { type: 'string', default: '32' }, sample: { type: 'string', default: '5' } },
   });
+  const seconds = Math.round(parseNumber(values.minutes, '--minutes', { min: 0 }) * 60);
+  const warmUp = parseNumber(values['warm-up'], '--warm-up', { min: 0 });
+  const connections = parseNumber(values.connections, '--connections', { integer: true, min: 1 });
+  const sample = parseNumber(values.sample, '--sample', { min: 0 });
+  if (sample <= 0) throw new Error(`--sample must be > 0, got ${values.sample}`);
+  if (warmUp >= seconds) throw new Error(`--warm-up must be shorter than --minutes (warm-up ${warmUp} s, run ${seconds} s)`);
   if (!wrkAvailable()) throw new Error('wrk is not installed (apt-get install wrk)');
-  const seconds = Math.round(Number(values.minutes) * 60);
-  const warmUp = Number(values['warm-up']);
-  const connections = Number(values.connections);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'trident-soak-'));
   const files = await bodies(dir);
   const server = await startServeProcess(MODELS, ['--no-finetune', '--log-level', 'info', '--threads', '0']);
@@ -74,7 +78,7 @@ async function main(): Promise<void> {
   const samples: Sample[] = [];
   const started = Date.now();
   const take = async () => samples.push({ at: (Date.now() - started) / 1000, rss: rssMiB(pid), ...(await heapMiB(`http://127.0.0.1:${server.httpPort}/metrics`)) });
-  const sampler = setInterval(() => void take(), Number(values.sample) * 1000);
+  const sampler = setInterval(() => void take(), sample * 1000);
   await take();
   console.log(`soak: ${seconds} s of wrk at c=${connections} on /predict and c=${connections} on /infer; RSS sampled every ${values.sample} s; warm-up ${warmUp} s`);
   let reports: WrkReport[];
@@ -87,11 +91,12 @@ async function main(): Promise<void> {
     clearInterval(sampler);
     await take();
     await server.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
   const afterWarmUp = samples.filter((s) => s.at >= warmUp);
   const reference = afterWarmUp[0]?.rss ?? samples[0].rss;
   const rows = samples
-    .filter((_, i) => i % Math.max(1, Math.round(60 / Number(values.sample))) === 0 || i === samples.length - 1)
+    .filter((_, i) => i % Math.max(1, Math.round(60 / sample)) === 0 || i === samples.length - 1)
     .map((s) => [s.at.toFixed(0), s.rss.toFixed(1), s.heap.toFixed(1), s.external.toFixed(1), s.at >= warmUp ? (((s.rss - reference) / reference) * 100).toFixed(2) : '(warm-up)']);
   console.log(table(['t (s)', 'RSS (MiB)', 'V8 heap (MiB)', 'external (MiB)', 'RSS vs first after warm-up (%)'], rows));
   const maxDrift = Math.max(...afterWarmUp.map((s) => Math.abs(s.rss - reference) / reference)) * 100;

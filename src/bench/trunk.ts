@@ -9,11 +9,11 @@ import { DEFAULT_OPTIMIZER } from '../model/optimizers';
 import { builtinSpec, parseSpec, type ModelSpec, type TrunkBlock } from '../model/spec';
 import { EXECUTION_PROVIDERS } from '../runtime/execution-providers';
 import { TrainStepRunner, type StepHyper } from '../runtime/train-step';
+import { BatchMaker, loadSources } from '../train/sources';
+import { median, randomBatch } from './train';
 
 /** Steps per ONNX Runtime run, as the CPU trainer runs them. */
 export const STEPS_PER_RUN = EXECUTION_PROVIDERS.cpu.stepsPerRun;
-import { BatchMaker, loadSources } from '../train/sources';
-import { median, randomBatch } from './train';
 
 export interface TrunkVariant {
   name: string;

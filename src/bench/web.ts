@@ -23,24 +23,22 @@ import { serveConfig } from '../serve/config';
 import { startServer } from '../serve/server';
 import { initialState, planTrainStep, StepDriver } from '../runtime/step-driver';
 import { findChromium, launchChromium, CHROMIUM_INSTALL } from '../testing/browser';
+import { parseNumber } from '../base/flags';
+import { median } from './train';
 
 function option(name: string, fallback: number | string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : String(fallback);
 }
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-
+/** A positive whole-number option. */
+const count = (name: string, fallback: number) => parseNumber(option(name, fallback), `--${name}`, { integer: true, min: 1 });
 
 async function main(): Promise<void> {
-  const batch = Number(option('batch', 32));
-  const threads = Number(option('threads', 2));
-  const rounds = Number(option('rounds', 3));
-  const steps = Number(option('steps', 5));
+  const batch = count('batch', 32);
+  const threads = count('threads', 2);
+  const rounds = count('rounds', 3);
+  const steps = count('steps', 5);
   const model = option('model', 'seed');
   const executable = findChromium();
   if (!executable) throw new Error(`no Chromium found; install it with: ${CHROMIUM_INSTALL}`);

@@ -47,7 +47,7 @@ export function normaliseAnnotatedBox(box: Box, size: ImageSize, file: string, f
   return [x1 / width, y1 / height, x2 / width, y2 / height];
 }
 
-export function resolveLabel(label: string | number, labels: readonly string[], fail: (problem: string) => never): number {
+function resolveLabel(label: string | number, labels: readonly string[], fail: (problem: string) => never): number {
   if (typeof label === 'number') {
     if (label < 0 || label >= labels.length) fail(`label index ${label} is out of range 0..${labels.length - 1}`);
     return label;

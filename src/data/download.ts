@@ -4,13 +4,12 @@
  * and writes it atomically. A file that fails the check is never written.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { readFile, rm, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { writeFileAtomic } from '../artifacts/files';
-import { FASHION_MNIST_FILES, FASHION_MNIST_SHA256, FASHION_MNIST_SYSTEM_DIR } from './idx';
+import { FASHION_MNIST_FILES, FASHION_MNIST_SHA256, FASHION_MNIST_SYSTEM_DIR, idxFileIn } from './idx';
 
 const gunzipAsync = promisify(gunzip);
 
@@ -66,7 +65,7 @@ function isUrl(mirror: string): boolean {
 }
 
 /** Checks the mirrors before anything is fetched: a local one must be an existing folder. */
-export async function checkMirrors(mirrors: readonly string[]): Promise<void> {
+async function checkMirrors(mirrors: readonly string[]): Promise<void> {
   if (mirrors.length === 0) throw new Error('no mirror to download from');
   for (const mirror of mirrors) {
     if (isUrl(mirror)) continue;
@@ -119,13 +118,8 @@ async function fromMirror(mirror: string, name: string): Promise<{ bytes: Uint8A
   throw new Error(failures.join('; '));
 }
 
-/** The copy of `name` already in `dir` (plain or .gz), if any. */
-function existing(dir: string, name: string): string | undefined {
-  return [`${name}.gz`, name].map((f) => path.join(dir, f)).find((f) => existsSync(f));
-}
-
 async function settle(name: string, options: DownloadOptions): Promise<DownloadedFile> {
-  const present = existing(options.out, name);
+  const present = idxFileIn(options.out, name);
   let replacing: string | undefined;
   if (present) {
     const problem = await mismatch(name, await readFile(present));

@@ -115,16 +115,16 @@ function repoRoot(): string {
 export const FASHION_MNIST_REPO_DIR = path.join(repoRoot(), 'data', 'fashion-mnist');
 /** Debian/Ubuntu's `dataset-fashion-mnist` package. */
 export const FASHION_MNIST_SYSTEM_DIR = '/usr/share/datasets/fashion-mnist';
-export const FASHION_MNIST_DOWNLOAD_COMMAND = 'npx trident data download fashion-mnist';
+const FASHION_MNIST_DOWNLOAD_COMMAND = 'npx trident data download fashion-mnist';
 
 const SPLIT_NAMES: Record<FashionMnistSourceSplit, string> = { train: 'training split', test: 'test split' };
 
 function holdsSplit(dir: string, split: FashionMnistSourceSplit): boolean {
-  return Object.values(FASHION_MNIST_FILES[split]).some((base) => existsSync(path.join(dir, base)) || existsSync(path.join(dir, `${base}.gz`)));
+  return Object.values(FASHION_MNIST_FILES[split]).some((base) => idxFileIn(dir, base) !== undefined);
 }
 
 /** Where a split is looked for when neither --fashion-mnist nor $TRIDENT_FASHION_MNIST has it. */
-export const FASHION_MNIST_DEFAULT_DIRS: readonly string[] = Object.freeze([FASHION_MNIST_REPO_DIR, FASHION_MNIST_SYSTEM_DIR]);
+const FASHION_MNIST_DEFAULT_DIRS: readonly string[] = Object.freeze([FASHION_MNIST_REPO_DIR, FASHION_MNIST_SYSTEM_DIR]);
 
 /**
  * The folder that holds one split's files, looked up per split: the given dir (--fashion-mnist),
@@ -153,11 +153,14 @@ export function findFashionMnistDir(split: FashionMnistSourceSplit, dir?: string
   );
 }
 
+/** The copy of IDX file `base` in `dir`: `base`.gz, else `base`; undefined when neither exists. */
+export function idxFileIn(dir: string, base: string): string | undefined {
+  return [`${base}.gz`, base].map((name) => path.join(dir, name)).find((file) => existsSync(file));
+}
+
 function resolveIdxFile(dir: string, base: string): string {
-  for (const name of [`${base}.gz`, base]) {
-    const candidate = path.join(dir, name);
-    if (existsSync(candidate)) return candidate;
-  }
+  const found = idxFileIn(dir, base);
+  if (found) return found;
   throw new Error(`${path.join(dir, base)}: missing (looked for ${base}.gz and ${base} in ${dir})`);
 }
 

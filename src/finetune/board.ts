@@ -51,11 +51,7 @@ export class JobBoard {
   }
 
   checkName(model: string): string {
-    try {
-      return checkModelName(model);
-    } catch (e) {
-      throw new TridentError('invalid_argument', (e as Error).message);
-    }
+    return checkModelName(model);
   }
 
   checkOpen(): void {

@@ -94,7 +94,6 @@ export class JobExecution {
       const manifest = await readManifest(servingDir);
       const plan: RunPlan = {
         train: this.trainConfig(record, manifest.spec, active.jsonl, staging, servingDir),
-        totalSteps: trainingLength(record.params, record.data.samples).totalSteps,
         servingDir,
         reference: board.config.reference || undefined,
         device: board.config.device,

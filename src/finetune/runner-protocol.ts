@@ -7,7 +7,6 @@ import type { ReferenceOptions } from './reference';
 
 export interface RunPlan {
   train: TrainConfig;
-  totalSteps: number;
   /** The serving version's folder, evaluated beside the candidate. */
   servingDir: string;
   reference?: ReferenceOptions;

@@ -1,12 +1,13 @@
 /** Messages between weights-upload.ts and its worker (weights-worker.ts). */
+import type { Checkpoint } from '../artifacts/checkpoint-codec';
 import type { Device } from '../runtime/execution-providers';
 import type { ReferenceOptions } from './reference';
 import type { SetMetrics } from './runner-protocol';
 
 export interface WeightsPlan {
   model: string;
-  /** The uploaded checkpoint file's bytes. */
-  checkpoint: Uint8Array;
+  /** The uploaded weights, decoded and checked on the way in. */
+  weights: Pick<Checkpoint, 'params' | 'buffers'>;
   staging: string;
   servingDir: string;
   lineage: Record<string, unknown>;

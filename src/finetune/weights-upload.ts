@@ -88,7 +88,7 @@ export async function uploadWeights(manager: JobManager, upload: WeightsUpload, 
     const parentVersion = (await servingVersion(modelDir))!;
     const servingDir = versionDir(modelDir, parentVersion);
     const serving = await readManifest(servingDir);
-    checkWeights(upload.checkpoint, serving.spec, serving.labels, `model "${model}" version ${parentVersion}`);
+    const uploaded = checkWeights(upload.checkpoint, serving.spec, serving.labels, `model "${model}" version ${parentVersion}`);
     const lineage = {
       from: `${model}/${parentVersion}`,
       model,
@@ -100,7 +100,7 @@ export async function uploadWeights(manager: JobManager, upload: WeightsUpload, 
     const config = manager.config;
     const measured = await runWorker({
       model,
-      checkpoint: upload.checkpoint,
+      weights: { params: uploaded.params, buffers: uploaded.buffers },
       staging,
       servingDir,
       lineage,

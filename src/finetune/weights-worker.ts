@@ -5,10 +5,9 @@
  * reference set, when it has one.
  */
 import { parentPort } from 'node:worker_threads';
-import { decodeCheckpoint } from '../artifacts/checkpoint';
 import { exportModel } from '../artifacts/export';
 import { readManifest } from '../artifacts/manifest';
-import { parseOptimizer } from '../model/optimizers';
+import { manifestOptimizer } from '../model/optimizers';
 import { evaluateModel } from '../train/evaluate';
 import { lowerPriority } from './priority';
 import { referenceSet } from './reference';
@@ -20,13 +19,12 @@ const port = parentPort!;
 async function run(plan: WeightsPlan): Promise<WeightsWorkerReply> {
   const warning = lowerPriority(plan.nice);
   const serving = await readManifest(plan.servingDir, { verify: true });
-  const uploaded = decodeCheckpoint(plan.checkpoint, 'uploaded weights');
   // The serving version's spec and optimizer; the upload brings the weights alone.
   await exportModel({
     spec: serving.spec,
     outDir: plan.staging,
-    optimizer: parseOptimizer(serving.optimizer ?? 'adam'),
-    checkpoint: { spec: serving.spec, params: uploaded.params, buffers: uploaded.buffers },
+    optimizer: manifestOptimizer(serving),
+    checkpoint: { spec: serving.spec, ...plan.weights },
     name: plan.model,
     metrics: {},
     lineage: plan.lineage,

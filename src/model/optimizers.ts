@@ -51,6 +51,11 @@ export function parseOptimizer(name: string | undefined): OptimizerName {
   return chooseName(OPTIMIZERS, String(name), 'optimizer');
 }
 
+/** The optimizer a model folder was exported with: its manifest's `optimizer`, Adam where the field predates it. */
+export function manifestOptimizer(manifest: { optimizer?: string }): OptimizerName {
+  return parseOptimizer(manifest.optimizer ?? 'adam');
+}
+
 /** Names of the state tensors kept per parameter, as suffixes of the parameter name. */
 export function stateSuffixes(name: OptimizerName): string[] {
   return [...OPTIMIZERS[name].state];

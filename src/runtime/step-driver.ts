@@ -66,7 +66,7 @@ function batchInput(input: TensorInfo): BatchInput | undefined {
 /** Target inputs by name (graphs.ts IO) → the batch field that feeds them. */
 const TARGETS: Readonly<Record<string, BatchPart>> = Object.freeze({ label: 'labels', objectness: 'objectness', box: 'boxes', mask: 'mask' });
 
-export const NEXT_SUFFIX = '.next';
+const NEXT_SUFFIX = '.next';
 
 /** Roles of carried tensors that a checkpoint keeps with the optimizer state. */
 const CHECKPOINTED_STATE = new Set(['optimizer_state', 'weighting_state', 'weighting_parameter']);

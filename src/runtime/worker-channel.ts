@@ -39,10 +39,6 @@ export class WorkerChannel<To, From> {
     });
   }
 
-  get isSettled(): boolean {
-    return this.settled;
-  }
-
   send(message: To, transfer: readonly Transferable[] = []): void {
     this.worker.postMessage(message, transfer as Transferable[]);
   }

@@ -80,7 +80,6 @@ class SessionWorker {
         this.started = true;
         return this.loaded?.resolve();
       case 'load_failed':
-        this.channel.settle();
         void this.channel.stop();
         return this.loaded?.reject(new Error(msg.message));
       case 'log':

@@ -54,16 +54,17 @@ export async function runEpochs(loop: EpochLoop): Promise<LoopEnd> {
       loop.saveCheckpoint();
       return { reason: 'stopped' };
     }
+    const trainLosses = progress.lossSums.map((s) => s / Math.max(progress.index, 1)) as TaskVector;
     if (ended === 'max_steps' && progress.index < loop.stepsPerEpoch) {
       // Cut short inside an epoch: validate for the report and the exported metrics, but keep the
       // position (epoch, batch, loss sums, weighting, best) so that --resume finishes this epoch exactly.
-      const partial = await report(loop, weights, started);
+      const partial = await report(loop, weights, trainLosses, started);
       loop.post({ type: 'epoch', epoch: partial });
       loop.saveCheckpoint();
       return { reason: 'max_steps', partial };
     }
-    const epoch = await report(loop, weights, started);
-    closeEpoch(loop, epoch);
+    const epoch = await report(loop, weights, trainLosses, started);
+    closeEpoch(loop, epoch, trainLosses);
     loop.post({ type: 'epoch', epoch });
     loop.saveCheckpoint();
     if (ended === 'max_steps') return { reason: 'max_steps' };
@@ -139,14 +140,12 @@ async function trainEpoch(loop: EpochLoop, weights: TaskVector): Promise<'comple
   return 'complete';
 }
 
-/** Validates and reports the epoch so far. */
-async function report(loop: EpochLoop, weights: TaskVector, started: number): Promise<EpochReport> {
-  const { progress } = loop;
-  const trainLosses = progress.lossSums.map((s) => s / Math.max(progress.index, 1)) as TaskVector;
+/** Validates and reports the epoch so far; `trainLosses` are its mean task losses. */
+async function report(loop: EpochLoop, weights: TaskVector, trainLosses: TaskVector, started: number): Promise<EpochReport> {
   const { valLosses, metrics } = await validate(loop.config.spec, loop.evalSession, loop.runner, loop.batches, loop.valBatches, weights);
   const weighted = (losses: TaskVector) => losses.reduce((a, l, t) => a + l * weights[t], 0);
   return {
-    epoch: progress.epoch + 1,
+    epoch: loop.progress.epoch + 1,
     trainLoss: weighted(trainLosses),
     trainLosses: namedTaskValues(trainLosses),
     valLoss: weighted(valLosses),
@@ -158,9 +157,8 @@ async function report(loop: EpochLoop, weights: TaskVector, started: number): Pr
 }
 
 /** Records a finished epoch: weighting history, best score, patience, and the next epoch's start. */
-function closeEpoch(loop: EpochLoop, epoch: EpochReport): void {
+function closeEpoch(loop: EpochLoop, epoch: EpochReport, trainLosses: TaskVector): void {
   const { progress, config } = loop;
-  const trainLosses = progress.lossSums.map((s) => s / Math.max(progress.index, 1)) as TaskVector;
   progress.epochs.push(epoch);
   loop.weighting.onEpochEnd(trainLosses);
   const score = MONITORS[config.monitor].score(epoch);

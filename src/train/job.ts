@@ -113,7 +113,6 @@ export class TrainJob extends EventEmitter<TrainJobEvents> {
       case 'error':
         return fail(new Error(m.message));
       case 'done':
-        this.channel.settle();
         void this.channel.stop();
         return resolve({ reason: m.reason, epochs: m.epochs, outDir: m.outDir });
     }

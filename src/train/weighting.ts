@@ -6,7 +6,7 @@
 import { TASK_COUNT, TASKS, type Task, type TaskVector } from '../model/tasks';
 import { weightingTensorName } from '../model/weighting/graph';
 import { weightingStrategy, type WeightingChoice } from '../model/weighting/index';
-import type { HostState, WeightingStrategy } from '../model/weighting/types';
+import type { HostState, WeightingFeeds, WeightingStrategy } from '../model/weighting/types';
 import type { StepHyper, StepResult } from '../runtime/train-step';
 
 export { checkWeighting } from '../model/weighting/index';
@@ -41,20 +41,29 @@ export class HostWeighting {
 
   /** λ as fed to the next run: the static weights times the strategy's scale (DWA), zero for tasks not trained. */
   taskWeights(): TaskVector {
-    const scale = this.strategy.host?.feeds(this.state, this.choice.options).lossScale;
-    return TASKS.map((_, t) => {
-      const k = this.active.indexOf(t);
-      return k < 0 ? 0 : this.lambda[t] * (scale?.[k] ?? 1);
-    }) as TaskVector;
+    return this.scaled(this.feeds().lossScale);
   }
 
   /** The next run's task weights and host inputs. */
   hyper(): Pick<StepHyper, 'taskWeights' | 'weightingInputs'> {
-    const inputs = this.strategy.host?.feeds(this.state, this.choice.options).inputs;
-    if (!inputs) return { taskWeights: this.taskWeights() };
+    const { lossScale, inputs } = this.feeds();
+    const taskWeights = this.scaled(lossScale);
+    if (!inputs) return { taskWeights };
     const weightingInputs: Record<string, number[]> = {};
     for (const [name, values] of Object.entries(inputs)) weightingInputs[weightingTensorName(this.choice.name, name)] = this.spread(values);
-    return { taskWeights: this.taskWeights(), weightingInputs };
+    return { taskWeights, weightingInputs };
+  }
+
+  private feeds(): WeightingFeeds {
+    return this.strategy.host?.feeds(this.state, this.choice.options) ?? {};
+  }
+
+  /** λ times `scale` (per trained task; ones when absent), zero for tasks not trained. */
+  private scaled(scale: readonly number[] | undefined): TaskVector {
+    return TASKS.map((_, t) => {
+      const k = this.active.indexOf(t);
+      return k < 0 ? 0 : this.lambda[t] * (scale?.[k] ?? 1);
+    }) as TaskVector;
   }
 
   afterStep(result: StepResult): void {

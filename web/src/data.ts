@@ -7,8 +7,7 @@ import { unzipSync } from 'fflate';
 import { normaliseAnnotatedBox, parseAnnotationLine } from '../../src/data/annotation-line';
 import type { Sample } from '../../src/data/batch';
 import type { InputSpec } from '../../src/model/spec';
-import { toCHW } from '../../src/model/pixels';
-import { decodeImage, inputPixels } from './images';
+import { decodeImage, inputTensor } from './images';
 
 export const MAX_SAMPLES = 5000;
 const IMAGE_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif', avif: 'image/avif' };
@@ -80,7 +79,7 @@ export async function loadUserData(picked: File[], labels: readonly string[], in
     }
     const present = entry.box !== null && entry.label !== null;
     const box = present ? normaliseAnnotatedBox(entry.box!, image, entry.file, entry.fail) : ([0, 0, 0, 0] as [number, number, number, number]);
-    samples.push({ image: toCHW(inputPixels(image, input), input), label: present ? entry.label! : -1, objectness: present ? 1 : 0, box });
+    samples.push({ image: inputTensor(image, input), label: present ? entry.label! : -1, objectness: present ? 1 : 0, box });
     image.bitmap.close();
     if (present) withObject++;
     onProgress?.(samples.length, parsed.length);

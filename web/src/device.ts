@@ -52,8 +52,8 @@ const rawOfServer = (p: ServerPrediction): RawHeads => {
   return { classProbs: probs, objectness: p.object.score, box: [b.x1, b.y1, b.x2, b.y2] };
 };
 
-function headsColumn(title: string, prediction: Prediction, image: { width: number; height: number }, raw: RawHeads, decoded: Awaited<ReturnType<typeof decodeImage>>): HTMLElement {
-  const box = boxToPixels([prediction.box.x1, prediction.box.y1, prediction.box.x2, prediction.box.y2], image);
+function headsColumn(title: string, prediction: Prediction, raw: RawHeads, decoded: Awaited<ReturnType<typeof decodeImage>>): HTMLElement {
+  const box = boxToPixels([prediction.box.x1, prediction.box.y1, prediction.box.x2, prediction.box.y2], decoded);
   return h(
     'div',
     { 'data-heads': JSON.stringify(raw) },
@@ -93,7 +93,7 @@ function inferencePart(picker: ModelPicker): HTMLElement {
           h(
             'article',
             { class: 'card', 'data-max-difference': String(diff) },
-            h('div', { class: 'split' }, headsColumn(`In this browser (${ms.toFixed(0)} ms)`, local, decoded, raw, decoded), headsColumn('On the server', serverPrediction, decoded, serverRaw, decoded)),
+            h('div', { class: 'split' }, headsColumn(`In this browser (${ms.toFixed(0)} ms)`, local, raw, decoded), headsColumn('On the server', serverPrediction, serverRaw, decoded)),
             h('p', { class: 'muted' }, `${file.name}: largest difference between the two ${diff.toExponential(2)}`),
           ),
         );

@@ -1,5 +1,5 @@
 /** Predict: images go to the server's predict endpoint; each comes back with its class, objectness and box. */
-import { predictOnServer, savedKey, type ServerPrediction } from './api';
+import { predictOnServer, type ServerPrediction } from './api';
 import { dropZone, fmt, guarded, h, status } from './dom';
 import { decodeImage, drawWithBox } from './images';
 import { modelPicker } from './pickers';
@@ -28,7 +28,6 @@ export function predictionCard(title: string, file: Blob, prediction: ServerPred
 }
 
 export async function initPredict(root: HTMLElement): Promise<void> {
-  void savedKey;
   const picker = modelPicker('predict');
   const topK = h('input', { id: 'predict-topk', type: 'number', min: 1, max: 100, value: 3 });
   const results = h('div', { class: 'cards', id: 'predict-results', 'aria-live': 'polite' });

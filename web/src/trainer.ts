@@ -9,7 +9,7 @@ import type { ServedManifest } from '../../src/artifacts/manifest-schema';
 import { collate, type Sample } from '../../src/data/batch';
 import type { Metrics } from '../../src/runtime/metrics';
 import { batchIndices, checkpointOfState, initialState, planTrainStep, StepDriver, WeightsEvaluator, type StepResult, type StepState } from '../../src/runtime/step-driver';
-import { DEFAULT_OPTIMIZER, parseOptimizer } from '../../src/model/optimizers';
+import { DEFAULT_OPTIMIZER, manifestOptimizer } from '../../src/model/optimizers';
 import { DEFAULTS } from '../../src/train/config';
 import { fileUrl, getBytes, manifestOf } from './api';
 import { decodeCheckpoint, sha256Hex } from './codec';
@@ -171,7 +171,7 @@ export class BrowserRun {
 
   /** The weights as a Trident checkpoint (with the optimizer state and step, for resuming elsewhere). */
   checkpoint(): Checkpoint {
-    const optimizer = DEFAULT_OPTIMIZER[parseOptimizer(this.files.manifest.optimizer ?? 'adam')];
+    const optimizer = DEFAULT_OPTIMIZER[manifestOptimizer(this.files.manifest)];
     return checkpointOfState(this.files.manifest.spec, optimizer, this.driver.plan, this.driver.state, {
       source: 'web app',
       model: `${this.files.manifest.model}/${this.files.manifest.version}`,

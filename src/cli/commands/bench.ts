@@ -4,8 +4,7 @@ import { benchPipeline, benchTrainStep } from '../../bench/train';
 import { benchInfer } from '../../bench/infer';
 import { benchTrunk, STEPS_PER_RUN } from '../../bench/trunk';
 import { parseWeightingSpec, WEIGHTING_NAMES, weightingHelp } from '../../model/weighting/index';
-import { parseTaskWeights } from '../format';
-import { formatNumber, parseNumber, table } from '../format';
+import { formatNumber, parseNumber, parseTaskWeights, table } from '../format';
 import { resolveSpec } from './export';
 
 export function register(program: Command): void {

@@ -7,6 +7,7 @@ import { readManifest } from '../../artifacts/manifest';
 import { OPTIMIZERS, parseOptimizer } from '../../model/optimizers';
 import { describeChoices } from '../../base/choices';
 import { builtinSpec, parseSpec, type ModelSpec, BUILTIN_SPECS } from '../../model/spec';
+import { checkModelName } from '../../runtime/model-registry';
 
 /** A built-in architecture name or a path to a JSON spec file. */
 export async function resolveSpec(arch: string): Promise<ModelSpec> {
@@ -57,7 +58,7 @@ export function register(program: Command): void {
         optimizer: parseOptimizer(opts.optimizer),
         training: opts.training,
         checkpoint,
-        name: opts.name ?? source?.name,
+        name: opts.name !== undefined ? checkModelName(opts.name) : source?.name,
         metrics: source?.metrics,
         lineage: source ? { ...source.lineage, exportedFrom: opts.from } : undefined,
       });

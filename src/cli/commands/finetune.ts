@@ -80,10 +80,12 @@ function params(flags: FinetuneFlags): Record<string, unknown> {
   if (flags.lr) p.lr = parseNumber(flags.lr, '--lr', { min: 0 });
   if (flags.optimizer) p.optimizer = flags.optimizer;
   if (flags.taskWeights) p.task_weights = parseTaskWeights(flags.taskWeights);
-  if (flags.weighting) p.weighting = chooseWeighting(flags.weighting, parseOptionPairs(flags.weightingOption)).name;
-  if (flags.weightingOption.length > 0) {
-    if (!flags.weighting) throw new Error('--weighting-option needs --weighting');
-    p.weighting_options = parseOptionPairs(flags.weightingOption);
+  if (flags.weighting) {
+    const weightingOptions = parseOptionPairs(flags.weightingOption);
+    p.weighting = chooseWeighting(flags.weighting, weightingOptions).name;
+    if (flags.weightingOption.length > 0) p.weighting_options = weightingOptions;
+  } else if (flags.weightingOption.length > 0) {
+    throw new Error('--weighting-option needs --weighting');
   }
   if (flags.freezeTrunk) p.freeze_trunk = true;
   if (flags.valShare) p.val_share = parseNumber(flags.valShare, '--val-share', { min: 0, max: 0.5 });

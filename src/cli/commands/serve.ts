@@ -4,7 +4,7 @@ import { DEFAULT_FINETUNE_CONFIG, GATE_METRICS, finetuneConfig, type FinetuneCon
 import { deviceHelp, parseDevice } from '../../runtime/execution-providers';
 import { DEFAULT_CONFIG, serveConfig, type ServeConfig } from '../../serve/config';
 import { createLogger, startServer } from '../../serve/server';
-import { parseNumber } from '../format';
+import { collect, parseNumber } from '../format';
 
 interface ServeFlags {
   models: string;
@@ -121,16 +121,16 @@ export function register(program: Command): void {
     .option('--object-threshold <p>', 'objectness probability from which an object is present', String(d.objectThreshold))
     .option('--default-model <name>', 'model for /v2/predict and gRPC Predict without a model name')
     .option('--cors <origins>', 'comma-separated allowed origins, or *')
-    .option('--api-key <key>', 'API key for repository load/unload (repeatable; also TRIDENT_API_KEYS)', (v: string, all: string[]) => [...all, v], [])
+    .option('--api-key <key>', 'API key for repository load/unload (repeatable; also TRIDENT_API_KEYS)', collect, [])
     .option('--no-auth', 'allow repository load/unload without an API key')
     .option('--drain-timeout <s>', 'on SIGTERM, how long to wait for in-flight requests', String(d.drainTimeoutMs / 1000))
     .option('--log-level <level>', 'pino log level', process.env.LOG_LEVEL ?? 'info')
     .option('--no-finetune', 'turn off fine-tuning through the server')
     .option('--read-only', 'a replica on a shared repository: no fine-tuning, no writes; picks up versions other servers promote')
     .option('--watch-interval <s>', 'with --read-only, how often to look for new versions', String(d.watchIntervalMs / 1000))
-    .option('--finetune-api-key <key>', 'key for fine-tuning jobs, uploads and rollback (repeatable; also TRIDENT_FINETUNE_API_KEYS)', (v: string, all: string[]) => [...all, v], [])
+    .option('--finetune-api-key <key>', 'key for fine-tuning jobs, uploads and rollback (repeatable; also TRIDENT_FINETUNE_API_KEYS)', collect, [])
     .option('--no-finetune-auth', 'allow fine-tuning without a key')
-    .option('--finetune-data-folder <dir>', 'a folder of labelled data that jobs may name instead of uploading (repeatable)', (v: string, all: string[]) => [...all, v], [])
+    .option('--finetune-data-folder <dir>', 'a folder of labelled data that jobs may name instead of uploading (repeatable)', collect, [])
     .option('--finetune-threads <n>', 'ONNX Runtime threads of a fine-tuning job', String(DEFAULT_FINETUNE_CONFIG.threads))
     .option('--finetune-metric <metric>', `promotion gate metric: ${GATE_METRICS.join(', ')}`, DEFAULT_FINETUNE_CONFIG.gate.metric)
     .option('--finetune-tolerance <t>', 'a candidate may be this much worse on the gate metric and still be promoted', String(DEFAULT_FINETUNE_CONFIG.gate.tolerance))

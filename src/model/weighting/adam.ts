@@ -1,5 +1,6 @@
 /** Adam (PyTorch semantics, L2 weight decay added to the gradient) on a few scalars, for strategies that train their own weights. */
 import type { Scalars } from './scalars';
+import type { WeightingContext } from './types';
 
 export interface AdamScalars<S> {
   value: S[];
@@ -27,4 +28,18 @@ export function adamStep<S, B>(s: Scalars<S, B>, at: AdamScalars<S>, grad: reado
     out.expAvgSq.push(v);
   });
   return out;
+}
+
+/** The moments of state `name`, the states `name.exp_avg` and `name.exp_avg_sq`, declared in that order. */
+export function adamMoments<S, B>(ctx: WeightingContext<S, B>, name: string): Omit<AdamScalars<S>, 'value'> {
+  return {
+    expAvg: ctx.state(`${name}.exp_avg`),
+    expAvgSq: ctx.state(`${name}.exp_avg_sq`),
+  };
+}
+
+/** Sets the next values of the moments `name.exp_avg` and `name.exp_avg_sq` (in that order) from `stepped`. */
+export function saveAdamMoments<S, B>(ctx: WeightingContext<S, B>, name: string, stepped: Omit<AdamScalars<S>, 'value'>): void {
+  ctx.next(`${name}.exp_avg`, stepped.expAvg);
+  ctx.next(`${name}.exp_avg_sq`, stepped.expAvgSq);
 }

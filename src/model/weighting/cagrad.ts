@@ -1,8 +1,8 @@
 import { GRADIENTS_OPTION, gramNeeds } from './gradient-source';
+import { dot, numbers, quadratic } from './scalars';
 import { defineWeighting, type HostState } from './types';
 
-const matVec = (g: readonly (readonly number[])[], x: readonly number[]) => g.map((row) => row.reduce((a, v, k) => a + v * x[k], 0));
-const dotN = (x: readonly number[], y: readonly number[]) => x.reduce((a, v, k) => a + v * y[k], 0);
+const matVec = (g: readonly (readonly number[])[], x: readonly number[]) => g.map((row) => dot(numbers, row, x));
 
 /** Euclidean projection onto the probability simplex (sort-based). */
 export function projectOntoSimplex(v: readonly number[]): number[] {
@@ -29,14 +29,14 @@ export function cagradInner(gram: readonly (readonly number[])[], c: number, ite
   const g = gram.map((row) => row.map((v) => (v * T) / trace));
   const b = new Array<number>(T).fill(1 / T);
   const gb = matVec(g, b);
-  const cn = c * Math.sqrt(Math.max(dotN(b, gb), 0));
-  const f = (w: number[]) => dotN(w, gb) + cn * Math.sqrt(Math.max(dotN(w, matVec(g, w)), 0) + 1e-12);
+  const cn = c * Math.sqrt(Math.max(dot(numbers, b, gb), 0));
+  const f = (w: number[]) => dot(numbers, w, gb) + cn * Math.sqrt(Math.max(quadratic(numbers, g, w), 0) + 1e-12);
   let w = [...b];
   let fw = f(w);
   let step = 1;
   for (let i = 0; i < iterations; i++) {
     const gw = matVec(g, w);
-    const norm = Math.sqrt(Math.max(dotN(w, gw), 0) + 1e-12);
+    const norm = Math.sqrt(Math.max(dot(numbers, w, gw), 0) + 1e-12);
     const grad = gb.map((v, k) => v + (cn * gw[k]) / norm);
     let moved = false;
     for (let tries = 0; tries < 30 && !moved; tries++) {
@@ -64,7 +64,7 @@ export function cagradWeights(gram: readonly (readonly number[])[], c: number, r
   const w = cagradInner(gram, c);
   const b = 1 / T;
   const meanNorm = Math.sqrt(Math.max(gram.flat().reduce((a, v) => a + v, 0), 0)) / T;
-  const wNorm = Math.sqrt(Math.max(dotN(w, matVec(gram, w)), 0));
+  const wNorm = Math.sqrt(Math.max(quadratic(numbers, gram, w), 0));
   const lambda = (c * meanNorm) / (wNorm + 1e-30);
   const divisor = rescale === 1 ? 1 + c * c : rescale === 2 ? 1 + c : 1;
   return w.map((wt) => (b + lambda * wt) / divisor);

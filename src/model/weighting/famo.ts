@@ -1,4 +1,4 @@
-import { adamStep } from './adam';
+import { adamMoments, adamStep, saveAdamMoments } from './adam';
 import { dot, softmax, type Scalars } from './scalars';
 import { defineWeighting, type WeightingContext } from './types';
 
@@ -29,11 +29,7 @@ export function famoLogitGradient<S, B>(s: Scalars<S, B>, logits: readonly S[], 
 }
 
 const LOGITS = 'logits';
-const state = <S, B>(ctx: WeightingContext<S, B>) => ({
-  value: ctx.state(LOGITS),
-  expAvg: ctx.state(`${LOGITS}.exp_avg`),
-  expAvgSq: ctx.state(`${LOGITS}.exp_avg_sq`),
-});
+const state = <S, B>(ctx: WeightingContext<S, B>) => ({ value: ctx.state(LOGITS), ...adamMoments(ctx, LOGITS) });
 
 /**
  * Fast Adaptive Multitask Optimization. The logits ξ take an Adam step (weight decay γ) on the
@@ -66,8 +62,7 @@ export const famo = defineWeighting({
     const at = state(ctx);
     const save = (next: typeof at) => {
       ctx.next(LOGITS, next.value);
-      ctx.next(`${LOGITS}.exp_avg`, next.expAvg);
-      ctx.next(`${LOGITS}.exp_avg_sq`, next.expAvgSq);
+      saveAdamMoments(ctx, LOGITS, next);
     };
     if (o.update === 'same_batch') {
       return {

@@ -1,4 +1,4 @@
-import { adamStep } from './adam';
+import { adamMoments, adamStep, saveAdamMoments } from './adam';
 import { GRADIENTS_OPTION, gramNeeds } from './gradient-source';
 import { sum, type Scalars } from './scalars';
 import { defineWeighting } from './types';
@@ -70,12 +70,11 @@ export const gradnorm = defineWeighting({
     const weights = ctx.state('weight_offsets').map((offset) => s.add(offset, one));
     const scaled = losses.map((l, t) => s.mul(lambda[t], l));
     const { gradient, initial } = gradNormGradient(s, weights, gram!, scaled, ctx.state('initial_losses'), Number(o.alpha));
-    const at = { value: weights, expAvg: ctx.state('weights.exp_avg'), expAvgSq: ctx.state('weights.exp_avg_sq') };
+    const at = { value: weights, ...adamMoments(ctx, 'weights') };
     const stepped = adamStep(s, at, gradient, s.add(step, one), Number(o.lr));
     ctx.next('weight_offsets', renormalise(s, stepped.value).map((w) => s.sub(w, one)));
     ctx.next('initial_losses', initial);
-    ctx.next('weights.exp_avg', stepped.expAvg);
-    ctx.next('weights.exp_avg_sq', stepped.expAvgSq);
+    saveAdamMoments(ctx, 'weights', stepped);
     return { weights };
   },
 });

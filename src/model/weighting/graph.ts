@@ -4,11 +4,12 @@
  * TASKS order, zero for tasks not trained), and its math becomes standard ai.onnx scalar ops.
  */
 import type { GraphBuilder } from '../../onnx/builder';
+import { TASK_COUNT } from '../tasks';
 import { graphScalars, stack, unstack } from './scalars';
 import { weightingStrategy, type WeightingChoice } from './index';
 import type { WeightingContext } from './types';
 
-export const TASK_COUNT = 3;
+export { TASK_COUNT };
 
 /** The role each kind of strategy tensor has in the manifest. */
 export const WEIGHTING_ROLES = Object.freeze({

@@ -150,7 +150,7 @@ export class InferenceService {
 
   /**
    * The one request path: every call of every transport (inference, prediction, repository,
-   * fine-tuning, web files) runs through here. It counts the call for draining, times it, records
+   * fine-tuning, model files; not the web app's static page and bundle) runs through here. It counts the call for draining, times it, records
    * its outcome, reports server faults, and turns every failure into a TridentError.
    */
   async call<T>(labels: CallLabels, work: () => Promise<T> | T): Promise<T> {

@@ -1,13 +1,12 @@
 /** The REST transport: OIP v2 endpoints, image prediction, repository management and /metrics. */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import { presentedKey } from '../../base/keys';
 import type { ServeConfig } from '../config';
 import { asTridentError, TridentError } from '../../base/errors';
 import type { ServeMetrics } from '../core/metrics';
 import { readImages } from './images';
 import { HEADER_LENGTH, parseHeaderLength } from './infer-body';
-import { answerInfer, callContext, param, routeFor, sendEncoded, sendError, type RouteHandler } from './respond';
+import { answerInfer, callContext, param, requestKey, routeFor, sendEncoded, sendError, type RouteHandler } from './respond';
 import type { InferenceService } from '../core/service';
 import type { JobManager } from '../../finetune/manager';
 import { createFinetuneRouter } from './finetune';
@@ -65,11 +64,11 @@ export function createRestApp(service: InferenceService, metrics: ServeMetrics, 
     res.json(await service.repositoryIndex(options.ready === true));
   }));
   app.post('/v2/repository/models/:name/load', body, route('repository_load', async (req, res) => {
-    await service.loadModel(param(req, 'name')!, presentedKey(req.get('authorization'), req.get('x-api-key')));
+    await service.loadModel(param(req, 'name')!, requestKey(req));
     res.status(200).json({});
   }));
   app.post('/v2/repository/models/:name/unload', body, route('repository_unload', async (req, res) => {
-    await service.unloadModel(param(req, 'name')!, presentedKey(req.get('authorization'), req.get('x-api-key')));
+    await service.unloadModel(param(req, 'name')!, requestKey(req));
     res.status(200).json({});
   }));
 
@@ -77,7 +76,7 @@ export function createRestApp(service: InferenceService, metrics: ServeMetrics, 
     res.type(metrics.contentType).send(await metrics.text());
   });
 
-  app.use(createWebRouter({ models: config.models, finetune, onServingChanged: (model) => service.registry.load(model), route: routeTo }));
+  app.use(createWebRouter({ models: config.models, finetune, onServingChanged: (model) => service.registry.load(model), log: (message) => log.info(message), route: routeTo }));
   // Uploads stream through busboy, so no body parser may run before the fine-tuning routes.
   if (finetune) app.use(createFinetuneRouter(finetune, { route: routeTo, heartbeatMs: config.sseHeartbeatMs }));
 

@@ -40,7 +40,7 @@ async function expectError(response: Response, status: number, message: RegExp):
 }
 
 const predict = async () => {
-  const response = await fetch(`${s.inferenceUrl}/v2/models/tiny/predict`, { method: 'POST', body: await solidImage(32, 32, '#d02828'), headers: { 'content-type': 'image/png' } });
+  const response = await fetch(`${s.url}/v2/models/tiny/predict`, { method: 'POST', body: await solidImage(32, 32, '#d02828'), headers: { 'content-type': 'image/png' } });
   return { status: response.status, body: await json(response) };
 };
 

@@ -21,9 +21,8 @@ import busboy from 'busboy';
 import express, { type Request, type Response } from 'express';
 import type { JobManager, Reservation } from '../../finetune/manager';
 import type { JobState } from '../../finetune/record';
-import { presentedKey } from '../../base/keys';
 import { eventPayload } from '../core/job-events';
-import { param, type Route, type RouteHandler } from './respond';
+import { param, parseBoolean, requestKey, type Route, type RouteHandler } from './respond';
 import { formatSseEvent } from './sse';
 
 export interface FinetuneRestOptions {
@@ -41,7 +40,6 @@ const STATES: readonly JobState[] = ['queued', 'running', 'evaluating', 'promoti
 export function createFinetuneRouter(manager: JobManager, options: FinetuneRestOptions): express.Router {
   const router = express.Router();
   const json = express.json({ limit: JSON_LIMIT, type: () => true });
-  const key = (req: Request) => presentedKey(req.get('authorization'), req.get('x-api-key'));
   const model = (req: Request) => param(req, 'name');
   // A refused upload may still be arriving: it is read and dropped (up to the upload limit), so that the client gets the answer.
   const route = (endpoint: string, handler: RouteHandler) => options.route(endpoint, handler, { model, drainLimit: manager.config.limits.maxUploadBytes });
@@ -49,7 +47,7 @@ export function createFinetuneRouter(manager: JobManager, options: FinetuneRestO
   router.post(
     '/v2/models/:name/finetune',
     route('finetune_create', async (req, res) => {
-      manager.authorize(key(req), 'fine-tune job creation');
+      manager.authorize(requestKey(req), 'fine-tune job creation');
       const model = String(req.params.name);
       let job;
       if (req.is('multipart/form-data')) {
@@ -116,7 +114,7 @@ export function createFinetuneRouter(manager: JobManager, options: FinetuneRestO
   router.post(
     '/v2/finetune/jobs/:id/cancel',
     route('finetune_cancel', async (req, res) => {
-      manager.authorize(key(req), 'fine-tune job cancellation');
+      manager.authorize(requestKey(req), 'fine-tune job cancellation');
       res.json(await manager.cancel(String(req.params.id)));
     }),
   );
@@ -126,7 +124,7 @@ export function createFinetuneRouter(manager: JobManager, options: FinetuneRestO
   router.post(
     '/v2/models/:name/rollback',
     route('rollback', async (req, res) => {
-      manager.authorize(key(req), 'rollback');
+      manager.authorize(requestKey(req), 'rollback');
       const body = await parseJson(req, res, json);
       const version = typeof body.version === 'string' && /^\d+$/.test(body.version) ? Number(body.version) : body.version;
       if (typeof version !== 'number') throw new TridentError('invalid_argument', 'give the version to serve as latest: {"version": N}');
@@ -221,12 +219,6 @@ function formOf(fields: Map<string, string>, files: string[], annotationPart: st
   const jsonlFiles = files.filter((f) => f.endsWith('.jsonl'));
   const annotations = fields.get('annotations') ?? annotationPart ?? (files.includes('annotations.jsonl') ? 'annotations.jsonl' : jsonlFiles.length === 1 ? jsonlFiles[0] : undefined);
   return { annotations, params, force: parseBoolean(fields.get('force'), 'force') };
-}
-
-function parseBoolean(value: unknown, name: string): boolean {
-  if (value === undefined || value === null || value === false || value === 'false' || value === '0' || value === '') return false;
-  if (value === true || value === 'true' || value === '1') return true;
-  throw new TridentError('invalid_argument', `"${name}" must be true or false`);
 }
 
 function parseJson(req: Request, res: Response, parser: express.RequestHandler): Promise<Record<string, unknown>> {

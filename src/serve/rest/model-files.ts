@@ -16,7 +16,7 @@ import { buildEvalGraph, buildTrainStepGraph, type BuiltGraph } from '../../arti
 import { readManifest, type Manifest } from '../../artifacts/manifest';
 import type { ServedManifest } from '../../artifacts/manifest-schema';
 import { isVersionName, servingVersion } from '../../artifacts/repository';
-import { DEFAULT_OPTIMIZER, parseOptimizer } from '../../model/optimizers';
+import { DEFAULT_OPTIMIZER, manifestOptimizer } from '../../model/optimizers';
 import { encodeModel } from '../../onnx/serialize';
 import { checkModelName } from '../../runtime/model-registry';
 import { TridentError } from '../../base/errors';
@@ -26,7 +26,7 @@ import { ISOLATION_HEADERS } from './web-app';
 
 const SERVED: readonly string[] = [FILES.manifest, FILES.infer, FILES.checkpoint, FILES.trainStep, FILES.eval];
 const GENERATED: Readonly<Record<string, { key: string; build: (m: Manifest) => BuiltGraph }>> = Object.freeze({
-  [FILES.trainStep]: { key: 'train_step', build: (m: Manifest) => buildTrainStepGraph(m.spec, { optimizer: DEFAULT_OPTIMIZER[parseOptimizer(m.optimizer ?? 'adam')] }) },
+  [FILES.trainStep]: { key: 'train_step', build: (m: Manifest) => buildTrainStepGraph(m.spec, { optimizer: DEFAULT_OPTIMIZER[manifestOptimizer(m)] }) },
   [FILES.eval]: { key: 'eval', build: (m: Manifest) => buildEvalGraph(m.spec) },
 });
 const CACHED_VERSIONS = 8;
@@ -80,8 +80,8 @@ export function createModelFilesRouter(models: string, route: Route): express.Ro
         throw new TridentError('not_found', `model "${name}" has no version ${version}`);
       }
       // A version's files never change; "latest" may point elsewhere tomorrow.
-      const cache = asked === 'latest' ? 'no-cache' : 'public, max-age=3600';
-      res.set({ ...ISOLATION_HEADERS, 'Cache-Control': cache });
+      const cacheControl = asked === 'latest' ? 'no-cache' : 'public, max-age=3600';
+      res.set({ ...ISOLATION_HEADERS, 'Cache-Control': cacheControl });
       if (file === FILES.manifest) return void res.json(prepared.manifest);
       const generated = prepared.generated.get(file);
       res.type('application/octet-stream');

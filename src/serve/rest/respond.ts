@@ -2,7 +2,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { asTridentError } from '../../base/errors';
+import { asTridentError, TridentError } from '../../base/errors';
+import { presentedKey } from '../../base/keys';
 import { httpStatusOf, isServerFault } from '../core/wire-errors';
 import { encodeInferResponse, parseInferBody, type EncodedResponse } from './infer-body';
 import type { CallContext, InferenceService } from '../core/service';
@@ -101,9 +102,21 @@ export function routeFor(service: InferenceService, log: Logger): Route {
       try {
         await continuation();
       } catch (e) {
-        sendError(req, res, e, log);
+        sendError(req, res, e, log, 0, true); // after the call: reportFault never saw it
       }
     };
+}
+
+/** The API key a request presents, from `Authorization: Bearer` or `X-API-Key`. */
+export function requestKey(req: Request): string | undefined {
+  return presentedKey(req.get('authorization'), req.get('x-api-key'));
+}
+
+/** A boolean request field: absent, "", "false" or "0" is false; "true" or "1" is true. */
+export function parseBoolean(value: unknown, name: string): boolean {
+  if (value === undefined || value === null || value === false || value === 'false' || value === '0' || value === '') return false;
+  if (value === true || value === 'true' || value === '1') return true;
+  throw new TridentError('invalid_argument', `"${name}" must be true or false`);
 }
 
 /** A route parameter, undefined when absent or empty. */

@@ -11,6 +11,8 @@ export interface WebOptions extends WebAppOptions {
   /** Weights uploads need the fine-tune job system (its keys, its per-model slot, its gate). */
   finetune?: JobManager;
   onServingChanged?: (model: string) => Promise<void> | void;
+  /** Where a weights upload reports what it did. */
+  log?: (message: string) => void;
   /** The server's route wrapper: every endpoint runs as a service call. */
   route: Route;
 }
@@ -19,6 +21,6 @@ export function createWebRouter(options: WebOptions): express.Router {
   const router = express.Router();
   router.use(createWebAppRouter(options));
   router.use(createModelFilesRouter(options.models, options.route));
-  if (options.finetune) router.use(createWeightsRouter(options.finetune, options.route, { models: options.models, onServingChanged: options.onServingChanged }));
+  if (options.finetune) router.use(createWeightsRouter(options.finetune, options.route, { models: options.models, onServingChanged: options.onServingChanged, log: options.log }));
   return router;
 }

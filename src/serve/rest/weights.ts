@@ -21,8 +21,8 @@ import type { JobManager } from '../../finetune/manager';
 import { maxWeightsBytes, uploadWeights, type WeightsUploadOptions } from '../../finetune/weights-upload';
 import { layout } from '../../model/params';
 import { checkModelName } from '../../runtime/model-registry';
-import { presentedKey } from '../../base/keys';
-import type { Route } from './respond';
+import { elementCount } from '../../runtime/tensor';
+import { parseBoolean, requestKey, type Route } from './respond';
 
 interface WeightsForm {
   checkpoint?: Buffer;
@@ -34,7 +34,7 @@ export function createWeightsRouter(manager: JobManager, route: Route, options: 
   router.post(
     '/v2/models/:name/weights',
     route('weights_upload', async (req, res) => {
-      const key = presentedKey(req.get('authorization'), req.get('x-api-key'));
+      const key = requestKey(req);
       // Refuse before reading the body: no key, no such model, or no form.
       manager.authorize(key, 'weights upload');
       const limit = await uploadLimit(options.models, String(req.params.name));
@@ -50,11 +50,10 @@ export function createWeightsRouter(manager: JobManager, route: Route, options: 
           throw new TridentError('invalid_argument', `form field "held_out" is not JSON: ${(e as Error).message}`);
         }
       }
-      const force = form.fields.get('force');
-      if (force !== undefined && !['true', 'false', '1', '0', ''].includes(force)) throw new TridentError('invalid_argument', '"force" must be true or false');
+      const force = parseBoolean(form.fields.get('force'), 'force');
       const result = await uploadWeights(
         manager,
-        { model: String(req.params.name), key, checkpoint: form.checkpoint, sha256: form.fields.get('sha256'), heldOut, force: force === 'true' || force === '1' },
+        { model: String(req.params.name), key, checkpoint: form.checkpoint, sha256: form.fields.get('sha256'), heldOut, force },
         options,
       );
       res.status(201).json(result);
@@ -64,17 +63,12 @@ export function createWeightsRouter(manager: JobManager, route: Route, options: 
 }
 
 async function uploadLimit(models: string, name: string): Promise<number> {
-  let model: string;
-  try {
-    model = checkModelName(name);
-  } catch (e) {
-    throw new TridentError('invalid_argument', (e as Error).message);
-  }
+  const model = checkModelName(name);
   const dir = path.join(models, model);
   const version = await servingVersion(dir);
   if (version === undefined) throw new TridentError('not_found', `no model "${model}" in the repository`);
   const manifest = await readManifest(path.join(dir, String(version)));
-  const count = layout(manifest.spec).params.reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
+  const count = layout(manifest.spec).params.reduce((sum, p) => sum + elementCount(p.shape), 0);
   return maxWeightsBytes(count);
 }
 

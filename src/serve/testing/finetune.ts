@@ -10,17 +10,14 @@ import type { FinetuneConfig } from '../../finetune/config';
 import type { JobManager } from '../../finetune/manager';
 import { makeLabelledSet, makeRepository, testConfig, type LabelledSet } from '../../finetune/testing/fixtures';
 import { serveConfig } from '../config';
-import { startServer, type RunningServer } from '../server';
+import { startServer } from '../server';
 import { readSseEvents } from '../rest/sse';
 
 export interface FinetuneStack {
   root: string;
   data: LabelledSet;
   manager: JobManager;
-  inference: RunningServer;
-  /** The inference server (predict, infer). */
-  inferenceUrl: string;
-  /** The fine-tune router's app. */
+  /** The server: the fine-tune router and inference (predict, infer). */
   url: string;
   grpcAddress: string;
   close(): Promise<void>;
@@ -49,8 +46,6 @@ export async function startFinetuneStack(overrides: Partial<FinetuneConfig> = {}
     root,
     data,
     manager: server.finetune!,
-    inference: server,
-    inferenceUrl: url,
     url,
     grpcAddress: `127.0.0.1:${server.grpcPort}`,
     close: async () => {
